@@ -1,0 +1,135 @@
+"""The ``sipkernel`` command line: one argparse subcommand per tool.
+
+Each subcommand is a function that adds its parser and sets ``handler``; a new
+one (``sandbox``, ``run``, ``check``, ...) is added to ``COMMANDS``. Usage
+errors exit with status 2 and a message naming the problem (argparse's
+convention); a handler returns the process exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+
+Handler = Callable[[argparse.Namespace, argparse.ArgumentParser], int]
+"""Runs a subcommand: the parsed arguments, and its parser (for ``parser.error``)."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _name_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected one or more benchmark names")
+    return names
+
+
+# -- sipkernel bench ---------------------------------------------------------------------
+
+
+def _add_bench(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .bench import BENCHMARK_NAMES
+
+    parser = subparsers.add_parser(
+        "bench",
+        help="run the micro-benchmarks side by side with their baselines",
+        description=(
+            "Run sipkernel's micro-benchmarks, each in interleaved rounds with its "
+            "baseline in the same run, and print a table of values, baselines and "
+            "ratios against the targets. Progress goes to stderr, the table to stdout."
+        ),
+        epilog="benchmarks: " + ", ".join(BENCHMARK_NAMES),
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="few iterations and rounds (seconds, for tests)"
+    )
+    parser.add_argument(
+        "--only",
+        metavar="NAME[,NAME]",
+        type=_name_list,
+        action="extend",
+        help="run only these benchmarks (repeatable; see the list below)",
+    )
+    parser.add_argument(
+        "--rounds",
+        metavar="N",
+        type=_positive_int,
+        help="timed rounds per benchmark; the median is reported (default 7, --quick 3)",
+    )
+    parser.add_argument("--json", metavar="FILE", help="write one JSON record per benchmark")
+    parser.add_argument(
+        "--markdown",
+        metavar="FILE",
+        help="write or update the results table in FILE (BENCHMARKS.md form)",
+    )
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.set_defaults(handler=_bench, command_parser=parser)
+
+
+def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from . import bench
+
+    if args.list:
+        print("\n".join(bench.BENCHMARK_NAMES))
+        return 0
+    names: list[str] | None = args.only
+    if names is not None:
+        unknown = [name for name in names if name not in bench.BENCHMARK_NAMES]
+        if unknown:
+            parser.error(
+                f"unknown benchmark {', '.join(unknown)}; "
+                f"choose from {', '.join(bench.BENCHMARK_NAMES)}"
+            )
+    results = bench.run_benchmarks(
+        names, quick=args.quick, rounds=args.rounds, progress=bench.stderr_progress()
+    )
+    print(bench.format_table(results))
+    if args.json:
+        bench.write_json(args.json, results)
+    if args.markdown:
+        bench.update_markdown(args.markdown, results, shlex.join(["sipkernel", *args.argv]))
+    return 0
+
+
+# -- the entry point ----------------------------------------------------------------------
+
+COMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
+    _add_bench,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sipkernel",
+        description="sipkernel: software-isolated processes for Python.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"sipkernel {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (usage errors exit 2 via argparse)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    handler: Handler = args.handler
+    return handler(args, args.command_parser)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,442 @@
+"""Endpoints: the two ends of a channel, each an unforgeable capability.
+
+An :class:`Endpoint` is a thin handle over an :class:`EndpointCore`, which holds
+the channel's state at this end: the contract checker, the inbox of messages
+already delivered here, and the transport to the peer.
+
+The transport is chosen by where the two ends live, and can change while the
+channel is in use:
+
+* both ends in this OS process: the sender copies the message (encode, then
+  decode) straight into the peer's bounded inbox;
+* the ends in different OS processes: a private ``SOCK_SEQPACKET`` socket pair.
+  When an end moves to another OS process the pair is created (if needed) and
+  the socket travels with ``SCM_RIGHTS``, so later traffic goes directly
+  between the two processes, never through a relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import _wire
+from ._endpoint_core import EndpointCore, EndpointStatus, Entry, broken_text
+from ._errors import (
+    BrokenChannelError,
+    ClosedEndpointError,
+    EndpointMovedError,
+    ProtocolViolation,
+    ReceiveTimeout,
+    UsageError,
+)
+from ._exit import ExitReason
+from ._waiter import FutureWaiter, ThreadWaiter, Waiter
+
+if TYPE_CHECKING:
+    from ._contract import Contract, Role
+
+__all__ = ["Endpoint", "EndpointCore", "EndpointStatus", "Entry", "await_any"]
+
+
+class Endpoint:
+    """One end of a channel: send, receive, select, move, close.
+
+    Every operation has a blocking form for ``def`` processes (``send``,
+    ``recv``) and an awaitable form for ``async def`` processes (``asend``,
+    ``arecv``); both check each message against the channel's contract.
+
+    Sending an endpoint inside a message *moves* it: the sender's handle is dead
+    afterwards (``EndpointMovedError``), and the receiver's handle works the same
+    in whatever domain it lives.
+    """
+
+    __slots__ = ("__weakref__", "_core", "_gone")
+
+    def __init__(self, core: EndpointCore) -> None:
+        self._core: EndpointCore | None = core
+        self._gone = EndpointStatus.OPEN
+
+    # -- introspection ---------------------------------------------------------------------
+
+    @property
+    def contract(self) -> Contract:
+        return self._live().checker.contract
+
+    @property
+    def role(self) -> Role:
+        return self._live().checker.role
+
+    @property
+    def state(self) -> str:
+        """The contract state this end is in."""
+        return self._live().checker.state
+
+    @property
+    def closed(self) -> bool:
+        core = self._core
+        return core is None or core.status is not EndpointStatus.OPEN
+
+    @property
+    def peer_gone(self) -> bool:
+        """True once the peer has closed or vanished (queued messages may remain)."""
+        core = self._live()
+        return core.broken is not None
+
+    def __repr__(self) -> str:
+        core = self._core
+        if core is None:
+            return f"<Endpoint {self._gone.value}>"
+        checker = core.checker
+        return (
+            f"<Endpoint {checker.contract.name}/{checker.role.value} "
+            f"state={checker.state} {core.status.value}>"
+        )
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close this end (idempotent). The peer sees ``BrokenChannelError``."""
+        self.close_with(ExitReason.normal("peer closed its endpoint"))
+
+    def close_with(self, reason: ExitReason) -> None:
+        """Close this end, telling the peer ``reason``."""
+        core, self._core = self._core, None
+        if core is not None:
+            self._gone = EndpointStatus.CLOSED
+            core.close(reason)
+
+    def __del__(self) -> None:
+        # A dropped handle is a closed endpoint, as with files and sockets.
+        core = self._core
+        if core is not None and core.status is EndpointStatus.OPEN:
+            core.close(ExitReason.normal("the peer's endpoint was dropped"))
+
+    def __enter__(self) -> Endpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def live_core(self) -> EndpointCore:
+        """The core, if this handle is still usable (internal)."""
+        return self._live()
+
+    def _live(self) -> EndpointCore:
+        core = self._core
+        if core is None or core.status is not EndpointStatus.OPEN:
+            if self._gone is EndpointStatus.MOVED:
+                raise EndpointMovedError("this endpoint was sent away; it is no longer yours")
+            raise ClosedEndpointError("this endpoint is closed")
+        return core
+
+    def take_core(self) -> EndpointCore:
+        """Give the core away (a move); this handle is dead afterwards (internal)."""
+        core = self._live()
+        self._core = None
+        self._gone = EndpointStatus.MOVED
+        return core
+
+    def restore_core(self, core: EndpointCore) -> None:
+        """Undo ``take_core`` after a send that did not happen (internal)."""
+        self._core = core
+        self._gone = EndpointStatus.OPEN
+
+    # -- sending ------------------------------------------------------------------------
+
+    def send(self, message: Any, timeout: float | None = None) -> None:
+        """Send ``message``; block while the peer's queue is full.
+
+        Raises ``ProtocolViolation`` if the contract forbids it here or a field
+        has the wrong type (and breaks the channel), ``BrokenChannelError`` if
+        the peer is gone, ``MessageTooLarge`` and ``TimeoutError`` as their names
+        say; after those two the endpoint is as it was before the call.
+        """
+        core = self._live()
+        mark = _check_send(core, message)
+        try:
+            if core.peer is not None:
+                entry, undo = core.codec.copy(message)
+                if not self._enqueue(core, entry, None):
+                    self._send_local_slow(core, entry, undo, message, timeout)
+            else:
+                self._send_socket(core, message, timeout)
+        except BaseException as exc:
+            _unsend(core, mark, exc)
+            raise
+
+    async def asend(self, message: Any, timeout: float | None = None) -> None:
+        """Awaitable ``send`` for ``async def`` processes."""
+        core = self._live()
+        mark = _check_send(core, message)
+        try:
+            if core.peer is not None:
+                entry, undo = core.codec.copy(message)
+                if not self._enqueue(core, entry, None):
+                    await self._asend_local_slow(core, entry, undo, message, timeout)
+            else:
+                await self._asend_socket(core, message, timeout)
+        except BaseException as exc:
+            _unsend(core, mark, exc)
+            raise
+
+    def _send_local_slow(
+        self, core: EndpointCore, entry: Entry, undo: Undo, message: Any, timeout: float | None
+    ) -> None:
+        deadline = _deadline(timeout)
+        while True:
+            waiter = ThreadWaiter()
+            done = self._enqueue(core, entry, waiter)
+            if done:
+                return
+            if done is None:  # the channel now crosses OS processes
+                undo()
+                self._send_socket(core, message, _remaining(deadline))
+                return
+            if not waiter.wait(_remaining(deadline)):
+                undo()
+                raise TimeoutError("the peer's queue stayed full")
+
+    async def _asend_local_slow(
+        self, core: EndpointCore, entry: Entry, undo: Undo, message: Any, timeout: float | None
+    ) -> None:
+        deadline = _deadline(timeout)
+        while True:
+            waiter = FutureWaiter()
+            done = self._enqueue(core, entry, waiter)
+            if done:
+                return
+            if done is None:
+                undo()
+                await self._asend_socket(core, message, _remaining(deadline))
+                return
+            try:
+                await asyncio.wait_for(waiter.future, _remaining(deadline))
+            except TimeoutError:
+                undo()
+                raise TimeoutError("the peer's queue stayed full") from None
+
+    @staticmethod
+    def _enqueue(core: EndpointCore, entry: Entry, waiter: Waiter | None) -> bool | None:
+        """Put ``entry`` in the peer's inbox: True if done, False if full, None if moved."""
+        with core.lock:
+            if core.status is not EndpointStatus.OPEN:
+                raise ClosedEndpointError("this endpoint was closed while sending")
+            peer = core.peer
+            if peer is None:
+                if core.broken is not None:
+                    raise BrokenChannelError(broken_text(core.broken), core.broken)
+                return None
+            if len(peer.inbox) >= peer.capacity:
+                if waiter is not None:
+                    peer.space_waiters.append(waiter)
+                return False
+            waiters = peer.deliver(entry)
+        for woken in waiters:
+            woken.wake()
+        return True
+
+    def _send_socket(self, core: EndpointCore, message: Any, timeout: float | None) -> None:
+        sock = core.socket_or_broken()
+        payload, fds, done, undo = core.codec.encode_for_socket(message)
+        try:
+            with core.write_lock:
+                _wire.send_message(sock, payload, fds, timeout)
+        except _wire.PeerVanished:
+            undo()
+            raise core.vanished() from None
+        except TimeoutError:
+            undo()
+            raise
+        done()
+
+    async def _asend_socket(self, core: EndpointCore, message: Any, timeout: float | None) -> None:
+        sock = core.socket_or_broken()
+        payload, fds, done, undo = core.codec.encode_for_socket(message)
+        try:
+            async with asyncio.timeout(timeout):
+                await _wire.async_send_message(sock, payload, fds)
+        except _wire.PeerVanished:
+            undo()
+            raise core.vanished() from None
+        except TimeoutError:
+            undo()
+            raise
+        done()
+
+    # -- receiving --------------------------------------------------------------------
+
+    def recv(self, timeout: float | None = None) -> Any:
+        """Receive the next message, waiting at most ``timeout`` seconds.
+
+        Raises ``ReceiveTimeout``, ``BrokenChannelError`` (the peer is gone and
+        every message it sent has been received) or ``ProtocolViolation``
+        (``by_peer=True``: the peer sent what the contract forbids).
+        """
+        core = self._live()
+        got, message = self._take(core, None, block=timeout is None)
+        if got:
+            return message
+        deadline = _deadline(timeout)
+        while True:
+            if core.sock is None:
+                waiter = ThreadWaiter()
+                got, message = self._take(core, waiter, block=False)
+                if got:
+                    return message
+                if not waiter.wait(_remaining(deadline)):
+                    self.forget(waiter)
+                    raise ReceiveTimeout(f"no message within {timeout} s")
+            elif not _wire.wait_fd(core.sock.fileno(), _POLLIN, _remaining(deadline)):
+                raise ReceiveTimeout(f"no message within {timeout} s")
+            got, message = self._take(core, None, block=False)
+            if got:
+                return message
+
+    async def arecv(self, timeout: float | None = None) -> Any:
+        """Awaitable ``recv`` for ``async def`` processes."""
+        core = self._live()
+        if timeout is None:
+            return await self._await_message(core)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._await_message(core)
+        except TimeoutError:
+            raise ReceiveTimeout(f"no message within {timeout} s") from None
+
+    async def _await_message(self, core: EndpointCore) -> Any:
+        while True:
+            waiter = FutureWaiter()
+            got, message = self._take(core, waiter, block=False)
+            if got:
+                return message
+            try:
+                if core.sock is None:
+                    await waiter.future
+                else:
+                    await await_any([core], waiter)
+            finally:
+                if not waiter.future.done():
+                    self.forget(waiter)
+            got, message = self._take(core, None, block=False)
+            if got:
+                return message
+
+    def poll(self, waiter: Waiter | None) -> tuple[bool, Any]:
+        """Take a message if one is ready, else register ``waiter`` (internal).
+
+        Raises when nothing can ever arrive (closed here, or broken and drained).
+        """
+        return self._take(self._live(), waiter, block=False)
+
+    def _take(self, core: EndpointCore, waiter: Waiter | None, *, block: bool) -> tuple[bool, Any]:
+        woken: list[Waiter] | None = None
+        with core.lock:
+            if core.status is not _OPEN:
+                self._live()  # raises the right error
+            if core.inbox:
+                entry: Entry | None = core.inbox.popleft()
+                space = core.space_waiters  # senders waiting for room in this inbox
+                if space:
+                    woken = space[:]
+                    space.clear()
+            elif core.sock is None:
+                if core.broken is not None:
+                    raise BrokenChannelError(broken_text(core.broken), core.broken)
+                if waiter is not None:
+                    core.recv_waiters.append(waiter)
+                return False, None
+            else:
+                entry = None
+        if woken:
+            for each in woken:
+                each.wake()
+        if entry is None:
+            entry = core.read_entry(block=block)
+            if entry is None:
+                return False, None
+        return True, _accept(core, entry)
+
+    def forget(self, waiter: Waiter) -> None:
+        """Drop a waiter registered by ``poll`` (internal)."""
+        core = self._core
+        if core is None:
+            return
+        with core.lock:
+            if waiter in core.recv_waiters:
+                core.recv_waiters.remove(waiter)
+
+
+_POLLIN = 0x001
+_OPEN = EndpointStatus.OPEN
+
+
+def _accept(core: EndpointCore, entry: Entry) -> Any:
+    """Check a received message against the contract; adopt the endpoints inside it."""
+    message, carried = entry
+    try:
+        core.checker.check_receive(message)
+    except ProtocolViolation as violation:
+        core.fail(violation)
+        raise
+    if carried:
+        for endpoint in carried:
+            inner = endpoint._core
+            if inner is not None:
+                inner.set_owner(core.owner)
+    return message
+
+
+Undo = Callable[[], None]
+
+
+def _check_send(core: EndpointCore, message: Any) -> object:
+    """Advance the contract for a send; returns the mark to rewind to if it fails."""
+    checker = core.checker
+    mark = checker.checkpoint()
+    try:
+        checker.check_send(message)
+    except ProtocolViolation as violation:
+        core.fail(violation)
+        raise
+    return mark
+
+
+def _unsend(core: EndpointCore, mark: object, exc: BaseException) -> None:
+    """A send failed: a malformed message breaks the channel; otherwise nothing happened."""
+    if isinstance(exc, ProtocolViolation):
+        core.fail(exc)
+    elif core.status is EndpointStatus.OPEN:
+        core.checker.rewind(mark)
+
+
+async def await_any(cores: list[EndpointCore], waiter: FutureWaiter) -> None:
+    """Wait for ``waiter`` or for any of the cores' sockets to be readable."""
+    fds = [core.sock.fileno() for core in cores if core.sock is not None]
+    if not fds:
+        await waiter.future
+        return
+    loop = asyncio.get_running_loop()
+    for fd in fds:
+        loop.add_reader(fd, waiter.wake)
+    try:
+        await waiter.future
+    finally:
+        for fd in fds:
+            loop.remove_reader(fd)
+
+
+def _deadline(timeout: float | None) -> float | None:
+    if timeout is None:
+        return None
+    if timeout < 0:
+        raise UsageError(f"timeout must be >= 0, not {timeout}")
+    return time.monotonic() + timeout
+
+
+def _remaining(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    return max(deadline - time.monotonic(), 0.0)

@@ -1,0 +1,221 @@
+"""The state of one channel end inside this OS process (internal).
+
+An :class:`EndpointCore` holds the contract checker, the inbox of messages
+already delivered to this end, and the transport to the peer: a direct pointer
+to the peer's core when both ends live in this OS process, or a
+``SOCK_SEQPACKET`` socket when they do not. The public handle over it is
+:class:`~sipkernel._core._endpoint.Endpoint`.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import enum
+import socket
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import _wire
+from ._errors import BrokenChannelError, ProtocolViolation
+from ._exit import ExitReason
+from ._owner import EndpointOwner
+from ._waiter import Waiter
+
+if TYPE_CHECKING:
+    from ._codec import MessageCodec
+    from ._contract import ContractChecker
+    from ._endpoint import Endpoint
+
+
+class EndpointStatus(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+    MOVED = "moved"
+
+
+violation_listeners: list[Callable[[ProtocolViolation], None]] = []
+"""Told of every contract violation in this OS process (the kernel, or a domain's runtime)."""
+
+# An inbox entry: the message, and the endpoints that travelled inside it.
+Entry = tuple[Any, "list[Endpoint] | None"]
+
+
+class EndpointCore:
+    """The state of one channel end inside this OS process (internal)."""
+
+    __slots__ = (
+        "__weakref__",
+        "broken",
+        "capacity",
+        "channel_id",
+        "checker",
+        "codec",
+        "inbox",
+        "lock",
+        "owner",
+        "peer",
+        "recv_waiters",
+        "sock",
+        "space_waiters",
+        "status",
+        "write_lock",
+    )
+
+    def __init__(
+        self,
+        channel_id: str,
+        checker: ContractChecker,
+        codec: MessageCodec,
+        capacity: int,
+        lock: threading.Lock,
+    ) -> None:
+        self.channel_id = channel_id
+        self.checker = checker
+        self.codec = codec
+        self.capacity = capacity
+        self.lock = lock
+        self.inbox: collections.deque[Entry] = collections.deque()
+        self.peer: EndpointCore | None = None
+        self.sock: socket.socket | None = None
+        self.recv_waiters: list[Waiter] = []
+        self.space_waiters: list[Waiter] = []
+        self.status = EndpointStatus.OPEN
+        self.broken: ExitReason | None = None
+        self.owner: EndpointOwner | None = None
+        self.write_lock = threading.Lock()
+
+    # -- ownership ---------------------------------------------------------------
+
+    def set_owner(self, owner: EndpointOwner | None) -> None:
+        if self.owner is not None:
+            self.owner.release(self)
+        self.owner = owner
+        if owner is not None:
+            owner.adopt(self)
+
+    # -- delivery into this end ------------------------------------------------------
+
+    def deliver(self, entry: Entry) -> list[Waiter]:
+        """Append to the inbox (lock held); returns the waiters to wake."""
+        self.inbox.append(entry)
+        waiters, self.recv_waiters = self.recv_waiters, []
+        return waiters
+
+    def mark_broken(self, reason: ExitReason) -> list[Waiter]:
+        """The peer is gone (lock held); returns the waiters to wake."""
+        if self.broken is None:
+            self.broken = reason
+        self.peer = None
+        waiters = self.recv_waiters + self.space_waiters
+        self.recv_waiters, self.space_waiters = [], []
+        return waiters
+
+    # -- closing -------------------------------------------------------------------
+
+    def close(self, reason: ExitReason) -> None:
+        """Close this end; the peer's next receive raises ``BrokenChannelError(reason)``."""
+        with self.lock:
+            if self.status is not EndpointStatus.OPEN:
+                return
+            self.status = EndpointStatus.CLOSED
+            waiters = self.recv_waiters + self.space_waiters
+            self.recv_waiters, self.space_waiters = [], []
+            peer, self.peer = self.peer, None
+            if peer is not None:
+                waiters += peer.mark_broken(reason)
+            dropped = list(self.inbox)
+            self.inbox.clear()
+        _wake_all(waiters)
+        if self.sock is not None:
+            self._close_socket(reason)
+        self.set_owner(None)
+        _close_carried(dropped, reason)
+
+    def _close_socket(self, reason: ExitReason) -> None:
+        sock, self.sock = self.sock, None
+        if sock is None:
+            return
+        if self.broken is None:
+            payload = self.codec.encode_reason(reason)
+            try:
+                with self.write_lock:
+                    _wire.send_record(sock, bytes((_wire.KIND_CLOSE,)) + payload, [], 0)
+            except (_wire.PeerVanished, TimeoutError, OSError):
+                pass  # the peer is gone or not reading: end-of-file tells it the same
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+    def fail(self, violation: ProtocolViolation) -> None:
+        """Break the channel after a contract violation at this end."""
+        if self.status is EndpointStatus.OPEN:
+            for listener in violation_listeners:
+                listener(violation)
+        self.close(ExitReason.protocol_violation(str(violation)))
+
+    # -- the transport -------------------------------------------------------------------
+
+    def attach_socket(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    # -- the socket transport (the ends are in different OS processes) ------------------
+
+    def socket_or_broken(self) -> socket.socket:
+        sock = self.sock
+        if sock is None:
+            reason = self.broken or ExitReason.peer_gone("the peer is gone")
+            raise BrokenChannelError(broken_text(reason), reason)
+        return sock
+
+    def vanished(self) -> BrokenChannelError:
+        """The socket hit end-of-file or a reset: the peer's OS process is gone."""
+        reason = ExitReason.peer_gone("the peer's OS process is gone")
+        with self.lock:
+            _wake_all(self.mark_broken(reason))
+        broken = self.broken or reason
+        return BrokenChannelError(broken_text(broken), broken)
+
+    def read_entry(self, *, block: bool) -> Entry | None:
+        """Read one message from the socket (None if not ``block`` and none waits).
+
+        A close record or end-of-file raises ``BrokenChannelError``; an
+        undecodable message raises ``ProtocolViolation`` and breaks the channel.
+        """
+        sock = self.sock
+        if sock is None:
+            return None
+        try:
+            record = _wire.recv_record(sock, block=block, fds=self.codec.carries_endpoints)
+        except _wire.PeerVanished:
+            raise self.vanished() from None
+        if record is None:
+            return None
+        if record.kind == _wire.KIND_CLOSE:
+            reason = self.codec.decode_reason(record.payload)
+            with self.lock:
+                _wake_all(self.mark_broken(reason))
+            raise BrokenChannelError(broken_text(reason), reason)
+        try:
+            return self.codec.decode_from_socket(record.payload, record.fds)
+        except ProtocolViolation as violation:
+            self.fail(violation)
+            raise
+
+
+def broken_text(reason: ExitReason) -> str:
+    return f"the peer is gone ({reason.describe()})"
+
+
+def _wake_all(waiters: list[Waiter]) -> None:
+    for waiter in waiters:
+        waiter.wake()
+
+
+def _close_carried(entries: list[Entry], reason: ExitReason) -> None:
+    for _, carried in entries:
+        for endpoint in carried or ():
+            endpoint.close_with(
+                ExitReason.peer_gone(f"dropped in a closed inbox: {reason.describe()}")
+            )

@@ -1,0 +1,93 @@
+"""Waiting on several endpoints at once (Singularity's ``switch receive``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ._endpoint import Endpoint, EndpointCore, await_any
+from ._errors import BrokenChannelError, NoLiveChannels, ReceiveTimeout, UsageError
+from ._waiter import FdThreadWaiter, FutureWaiter, ThreadWaiter, Waiter
+
+
+def select(endpoints: Sequence[Endpoint], timeout: float | None = None) -> tuple[Endpoint, Any]:
+    """Return ``(endpoint, message)`` for the first endpoint with a message.
+
+    Endpoints whose peer is gone (and drained) are skipped; when none of them
+    can ever deliver, raises ``NoLiveChannels``. Raises ``ReceiveTimeout`` when
+    nothing arrives in ``timeout`` seconds.
+    """
+    _check(endpoints)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        fds = [core.sock.fileno() for core in map(_core, endpoints) if core.sock is not None]
+        waiter: ThreadWaiter | FdThreadWaiter = FdThreadWaiter() if fds else ThreadWaiter()
+        try:
+            ready = _poll_all(endpoints, waiter)
+            if ready is not None:
+                return ready
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise ReceiveTimeout(f"no message on any of {len(endpoints)} endpoints")
+            if isinstance(waiter, FdThreadWaiter):
+                waiter.wait(fds, remaining)
+            else:
+                waiter.wait(remaining)
+        finally:
+            _forget(endpoints, waiter)
+            if isinstance(waiter, FdThreadWaiter):
+                waiter.close()
+
+
+async def aselect(
+    endpoints: Sequence[Endpoint], timeout: float | None = None
+) -> tuple[Endpoint, Any]:
+    """Awaitable ``select`` for ``async def`` processes."""
+    _check(endpoints)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                waiter = FutureWaiter()
+                try:
+                    ready = _poll_all(endpoints, waiter)
+                    if ready is not None:
+                        return ready
+                    await await_any([_core(ep) for ep in endpoints], waiter)
+                finally:
+                    _forget(endpoints, waiter)
+    except TimeoutError:
+        raise ReceiveTimeout(f"no message on any of {len(endpoints)} endpoints") from None
+
+
+def _check(endpoints: Sequence[Endpoint]) -> None:
+    if not endpoints:
+        raise UsageError("select needs at least one endpoint")
+    for ep in endpoints:
+        if not isinstance(ep, Endpoint):
+            raise UsageError(f"select takes endpoints, not {type(ep).__name__}")
+
+
+def _core(ep: Endpoint) -> EndpointCore:
+    return ep.live_core()
+
+
+def _poll_all(endpoints: Sequence[Endpoint], waiter: Waiter) -> tuple[Endpoint, Any] | None:
+    live = 0
+    for ep in endpoints:
+        try:
+            got, message = ep.poll(waiter)
+        except BrokenChannelError:
+            continue
+        live += 1
+        if got:
+            return ep, message
+    if live == 0:
+        raise NoLiveChannels("every endpoint's peer is gone: no message can ever arrive")
+    return None
+
+
+def _forget(endpoints: Sequence[Endpoint], waiter: Waiter) -> None:
+    for ep in endpoints:
+        ep.forget(waiter)

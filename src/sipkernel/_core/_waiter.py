@@ -1,0 +1,105 @@
+"""Wake-up primitives: how a blocked thread or task learns that it can go on.
+
+An endpoint keeps a list of waiters; whoever changes its state (a message
+arrives, the peer closes, the channel moves) calls ``wake()`` on each. A
+waiter is single-use: it is woken at most once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.events as asyncio_events
+import contextlib
+import select
+import threading
+from typing import Protocol
+
+
+class Waiter(Protocol):
+    """Something that can be woken from any thread."""
+
+    def wake(self) -> None: ...
+
+
+class ThreadWaiter:
+    """Blocks one thread until woken (a pre-acquired lock; cheapest wake-up there is)."""
+
+    __slots__ = ("_lock", "_woken")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._woken = False
+
+    def wake(self) -> None:
+        if not self._woken:
+            self._woken = True
+            self._lock.release()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block until woken or until ``timeout`` seconds pass; True if woken."""
+        return self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0))
+
+
+class FdThreadWaiter:
+    """Blocks one thread on a set of socket fds *and* an in-process wake-up.
+
+    Used when a thread waits on several endpoints at once and some of them are
+    backed by sockets: the in-process side writes to an eventfd, the sockets are
+    polled directly, so no helper thread sits in between.
+    """
+
+    __slots__ = ("_efd", "_woken")
+
+    def __init__(self) -> None:
+        import os
+
+        self._efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self._woken = False
+
+    def wake(self) -> None:
+        import os
+
+        if not self._woken:
+            self._woken = True
+            os.eventfd_write(self._efd, 1)
+
+    def wait(self, fds: list[int], timeout: float | None) -> list[int]:
+        """Wait for the wake-up or for any of ``fds`` to be readable; returns ready fds."""
+        poller = select.poll()
+        poller.register(self._efd, select.POLLIN)
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        ms = None if timeout is None else max(int(timeout * 1000), 0)
+        return [fd for fd, _ in poller.poll(ms) if fd != self._efd]
+
+    def close(self) -> None:
+        import os
+
+        os.close(self._efd)
+
+
+class FutureWaiter:
+    """Wakes an asyncio task, from the loop's own thread or from any other."""
+
+    __slots__ = ("_future", "_loop")
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._future: asyncio.Future[None] = self._loop.create_future()
+
+    @property
+    def future(self) -> asyncio.Future[None]:
+        return self._future
+
+    def wake(self) -> None:
+        if asyncio_events._get_running_loop() is self._loop:  # on the loop's own thread
+            self._set()
+        else:
+            # A closed loop raises RuntimeError: nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._set)
+
+    def _set(self) -> None:
+        if not self._future.done():
+            self._future.set_result(None)

@@ -1,0 +1,156 @@
+"""Start-up benchmarks: ``spawn_local_first_reply`` and ``process_domain_start``.
+
+* ``spawn_local_first_reply``: create a channel, spawn an ``async def``
+  process in the ``local`` domain with one end, and receive its first message.
+  Baseline: ``threading.Thread`` start + join of a no-op.
+* ``process_domain_start``: ``kernel.domain("process")``, spawn an ``async def``
+  process in it and receive its first message. Baseline: a ``multiprocessing``
+  ``forkserver`` Process start + join (the fork server already up). Both
+  sides preload the module of the children's function (``_procs``): the
+  kernel with ``Kernel(preload=...)`` into its zygote, the baseline with
+  ``set_forkserver_preload``.
+
+Only the time to the first reply is counted for sipkernel; joining the process
+and closing the domain happen after the clock stops. The baselines' join is
+inside their clock, as that is how a thread or a multiprocessing child is known
+to have run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+
+import sipkernel as sk
+
+from ._harness import BenchResult, Progress, Settings, compare, interleave, median
+from ._procs import READY, noop, replier
+
+PROCS_MODULE = noop.__module__
+
+
+# -- spawn_local_first_reply ----------------------------------------------------------------
+
+
+def run_spawn_local(
+    settings: Settings, progress: Progress, selected: frozenset[str]
+) -> list[BenchResult]:
+    n = settings.scale(500, 40)
+    with sk.Kernel() as kernel:
+
+        def sipkernel_round() -> float:
+            total = 0
+            for _ in range(n):
+                start = time.perf_counter_ns()
+                mine, theirs = sk.channel(READY)
+                handle = kernel.spawn(replier, mine, name="bench-replier")
+                theirs.recv(timeout=30)
+                total += time.perf_counter_ns() - start
+                handle.join(30)
+                theirs.close()
+            return total / n / 1000.0
+
+        def baseline_round() -> float:
+            total = 0
+            for _ in range(n):
+                start = time.perf_counter_ns()
+                thread = threading.Thread(target=noop)
+                thread.start()
+                thread.join()
+                total += time.perf_counter_ns() - start
+            return total / n / 1000.0
+
+        progress(f"spawn_local_first_reply: {settings.rounds} rounds x {n} spawns")
+        samples = interleave(
+            [("sipkernel", sipkernel_round), ("baseline", baseline_round)], settings.rounds
+        )
+    mine, base = samples["sipkernel"], samples["baseline"]
+    return [
+        BenchResult(
+            name="spawn_local_first_reply",
+            unit="us",
+            value=median(mine),
+            baseline="threading.Thread(noop) start+join",
+            baseline_value=median(base),
+            target=0.15,
+            placement="unpinned",
+            notes=(
+                f"{compare(mine, base)}; {n} spawns per round; timed: channel() + "
+                "spawn(async def) + first recv (join untimed)"
+            ),
+        )
+    ]
+
+
+# -- process_domain_start ---------------------------------------------------------------------
+
+
+def run_process_domain(
+    settings: Settings, progress: Progress, selected: frozenset[str]
+) -> list[BenchResult]:
+    n = settings.scale(20, 3)
+    context = multiprocessing.get_context("forkserver")
+    # The default preload ("__main__") plus the module of the children's function,
+    # which the kernel's zygote preloads too.
+    context.set_forkserver_preload(["__main__", PROCS_MODULE])
+    closing: list[float] = []
+    with sk.Kernel(preload=[PROCS_MODULE]) as kernel:
+
+        def sipkernel_round() -> float:
+            total = 0
+            for _ in range(n):
+                start = time.perf_counter_ns()
+                domain = kernel.domain("process")
+                mine, theirs = sk.channel(READY)
+                handle = kernel.spawn(replier, mine, domain=domain, name="bench-replier")
+                theirs.recv(timeout=30)
+                total += time.perf_counter_ns() - start
+                handle.join(30)
+                theirs.close()
+                closed = time.perf_counter_ns()
+                domain.close(5.0)
+                closing.append((time.perf_counter_ns() - closed) / 1e6)
+            return total / n / 1000.0
+
+        def baseline_round() -> float:
+            return _forkserver_round(context, n)
+
+        progress(
+            f"process_domain_start: {settings.rounds} rounds x {n} domains "
+            "(the first round, untimed, starts the zygote and the fork server)"
+        )
+        samples = interleave(
+            [("sipkernel", sipkernel_round), ("baseline", baseline_round)], settings.rounds
+        )
+    mine, base = samples["sipkernel"], samples["baseline"]
+    return [
+        BenchResult(
+            name="process_domain_start",
+            unit="us",
+            value=median(mine),
+            baseline="multiprocessing forkserver Process(noop) start+join",
+            baseline_value=median(base),
+            target=0.25,
+            placement="unpinned",
+            notes=(
+                f"{compare(mine, base)}; {n} domains per round; timed: domain('process') + "
+                "channel() + spawn(async def) + first recv; "
+                f"closing a domain afterwards (untimed) took median {median(closing):.2f} ms"
+            ),
+        )
+    ]
+
+
+def _forkserver_round(context: multiprocessing.context.BaseContext, n: int) -> float:
+    total = 0
+    for _ in range(n):
+        start = time.perf_counter_ns()
+        child = context.Process(target=noop)  # type: ignore[attr-defined]
+        child.start()
+        child.join()
+        total += time.perf_counter_ns() - start
+        if child.exitcode != 0:
+            raise RuntimeError(f"the forkserver baseline's child failed (exit {child.exitcode})")
+        child.close()
+    return total / n / 1000.0
