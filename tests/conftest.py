@@ -121,6 +121,8 @@ def _leftover_threads(before: set[threading.Thread], deadline: float) -> list[th
     for thread in threading.enumerate():
         if thread in before or _is_watchdog(thread) or thread is threading.current_thread():
             continue
+        if not thread.name.startswith("sipkernel"):
+            continue
         thread.join(max(deadline - time.monotonic(), 0.0))
         if thread.is_alive():
             left.append(thread)
@@ -142,9 +144,7 @@ class Snapshot:
         for pid in wait_gone(new_children, max(deadline - time.monotonic(), 0.0)):
             problems.append(f"OS process {pid} ({_cmdline(pid)})")
         while True:
-            fds = {
-                fd: target for fd, target in open_fds().items() if self.fds.get(fd) != target
-            }
+            fds = {fd: target for fd, target in open_fds().items() if self.fds.get(fd) != target}
             if not fds or time.monotonic() >= deadline:
                 break
             time.sleep(0.01)  # a descriptor closed by a thread that just ended
@@ -229,14 +229,16 @@ def style(request: pytest.FixtureRequest) -> str:
     return value
 
 
-def lingering_sipkernel_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+def lingering_sipkernel_threads(
+    before: set[threading.Thread], settle: float = 0.5
+) -> list[threading.Thread]:
     """Threads started since ``before`` that belong to sipkernel and are still alive.
 
     A sipkernel ``threading.Timer`` still waiting counts at once; other threads
-    are given the settle time to finish the last lines they are running.
+    get ``settle`` seconds in all to finish the last lines they are running.
     """
     left = []
-    deadline = time.monotonic() + SETTLE
+    deadline = time.monotonic() + settle
     for thread in threading.enumerate():
         if thread in before or _is_watchdog(thread):
             continue
@@ -244,6 +246,8 @@ def lingering_sipkernel_threads(before: set[threading.Thread]) -> list[threading
             module = getattr(getattr(thread, "function", None), "__module__", "") or ""
             if module.startswith("sipkernel") and thread.is_alive():
                 left.append(thread)
+            continue
+        if not thread.name.startswith("sipkernel"):
             continue
         thread.join(max(deadline - time.monotonic(), 0.0))
         if thread.is_alive():

@@ -13,8 +13,10 @@ instead of sharing anything with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
+import threading
 import time
 
 import msgspec
@@ -186,15 +188,6 @@ async def asend_items(ep: sk.Endpoint, count: int) -> None:
         await ep.asend(Item(n))
 
 
-def recv_one_then_report(ep: sk.Endpoint, report: sk.Endpoint) -> None:
-    """Wait for one Item, report its number, then wait for the sender to go."""
-    report.send(Report(count=ep.recv().n))
-    try:
-        ep.recv()
-    except sk.BrokenChannelError as exc:
-        report.send(Report(kind=exc.reason.kind.value if exc.reason else "none"))
-
-
 # -- failing and stubborn processes ----------------------------------------------------
 
 
@@ -248,10 +241,8 @@ def ready_then_sleep_stubbornly(ready: sk.Endpoint) -> None:
     """Sleep in C forever and swallow every exception a kill raises."""
     ready.send(Report(text="ready"))
     while True:
-        try:
+        with contextlib.suppress(BaseException):
             time.sleep(1000)
-        except BaseException:  # noqa: S110 - ignoring the kill is the point
-            pass
 
 
 def ready_then_ignore_shutdown(ready: sk.Endpoint) -> None:
@@ -261,7 +252,7 @@ def ready_then_ignore_shutdown(ready: sk.Endpoint) -> None:
         try:
             while True:
                 pass
-        except BaseException:  # noqa: S110 - ignoring the kill is the point
+        except BaseException:
             pass
 
 
@@ -281,10 +272,6 @@ def hog_memory(ready: sk.Endpoint) -> None:
     hoard = []
     while True:
         hoard.append(bytearray(16 << 20))
-
-
-def kill_own_domain(sig: int) -> None:
-    os.kill(os.getpid(), sig)
 
 
 # -- identity, links, trapping ----------------------------------------------------------
@@ -392,10 +379,8 @@ def export_server_end(
         numbers.append(client.recv().n)
     report.send(Report(ok=numbers == list(range(pings)), count=len(numbers), text=moved))
     if hold is not None:
-        try:
+        with contextlib.suppress(sk.BrokenChannelError):
             hold.recv()
-        except sk.BrokenChannelError:
-            pass
 
 
 async def aexport_server_end(
@@ -415,19 +400,15 @@ async def aexport_server_end(
         numbers.append((await client.arecv()).n)
     await report.asend(Report(ok=numbers == list(range(pings)), count=len(numbers), text=moved))
     if hold is not None:
-        try:
+        with contextlib.suppress(sk.BrokenChannelError):
             await hold.arecv()
-        except sk.BrokenChannelError:
-            pass
 
 
 def hold_until_told(ready: sk.Endpoint, ep: sk.Endpoint) -> None:
     """Report ready, then wait for one message (or the peer's exit) and return."""
     ready.send(Report(text="ready"))
-    try:
+    with contextlib.suppress(sk.BrokenChannelError):
         ep.recv()
-    except sk.BrokenChannelError:
-        pass
 
 
 # -- select ----------------------------------------------------------------------------
@@ -460,7 +441,6 @@ async def aselect_and_report(eps: list[sk.Endpoint], report: sk.Endpoint, timeou
     except sk.ReceiveTimeout:
         kind = "ReceiveTimeout"
     await report.asend(Report(count=len(numbers), kind=kind, numbers=sorted(numbers)))
-
 
 
 def hold_then_drain(report: sk.Endpoint, ep: sk.Endpoint, go: sk.Endpoint) -> None:
@@ -575,3 +555,15 @@ async def hog_the_loop(ready: sk.Endpoint, go: sk.Endpoint) -> None:
     """Block the domain's event loop thread (a blocking recv in async code) until told."""
     await ready.asend(Report(text="ready"))
     go.recv()
+
+
+CHURN_STOP = threading.Event()
+"""Lets a test end ``churn_endpoints`` threads that a lost kill left running (local only)."""
+
+
+def churn_endpoints(ready: sk.Endpoint) -> None:
+    """Make and drop channels in a loop: endpoint finalisers run all the time."""
+    ready.send(Report(text="ready"))
+    while not CHURN_STOP.is_set():
+        server, client = sk.channel(ECHO)
+        del server, client

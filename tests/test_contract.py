@@ -281,7 +281,7 @@ def test_wrong_type_is_a_violation_and_state_does_not_advance() -> None:
         importer.check_send(Request())
     assert str(info.value) == (
         "contract Echo, state Start#1: the importer may not send Request here; "
-        "it may send nothing here; it may only receive Reply, Failure"
+        "it must wait to receive Reply, Failure"
     )
     assert importer.state == "Start#1"
 

@@ -11,9 +11,15 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sipkernel._core._contract_analysis import Finding, FindingKind, analyse, to_graphviz, to_mermaid
 from sipkernel._core import _contract
 from sipkernel._core._contract import Contract
+from sipkernel._core._contract_analysis import (
+    Finding,
+    FindingKind,
+    analyse,
+    to_graphviz,
+    to_mermaid,
+)
 
 
 class A(msgspec.Struct, tag=True):

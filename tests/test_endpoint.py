@@ -46,9 +46,11 @@ def test_channel_returns_exporter_and_importer() -> None:
     server, client = sk.channel(ECHO)
     assert server.role is sk.Role.EXPORTER
     assert client.role is sk.Role.IMPORTER
-    assert server.contract is ECHO and client.contract is ECHO
+    assert server.contract is ECHO
+    assert client.contract is ECHO
     assert server.state == client.state == "Start"
-    assert not server.closed and not client.peer_gone
+    assert not server.closed
+    assert not client.peer_gone
     assert "Echo" in repr(server)
 
 
@@ -134,15 +136,6 @@ def test_ten_thousand_messages_arrive_in_order_across_threads() -> None:
     assert got == list(range(count))
 
 
-BLOCKED_SENDER_BUG = (
-    "BUG: a sender blocked on a full in-process queue is never woken when the receiver "
-    "drains (Endpoint._enqueue parks the waiter on peer.space_waiters; Endpoint.poll/_take "
-    "wakes core.peer.space_waiters, i.e. the sender's own, empty list); a blocking send "
-    "without timeout deadlocks"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=BLOCKED_SENDER_BUG)
 def test_ten_thousand_messages_in_order_through_a_small_queue() -> None:
     count = 10_000
     receiver, sender = sk.channel(STREAM, capacity=16)
@@ -187,7 +180,6 @@ def test_ten_thousand_messages_arrive_in_order_async() -> None:
     assert got == list(range(10_000))
 
 
-@pytest.mark.xfail(strict=True, reason=BLOCKED_SENDER_BUG)
 def test_ten_thousand_messages_in_order_through_a_small_queue_async() -> None:
     got, errors = _ordered_async(capacity=16, count=10_000)
     assert not errors, errors[0]
@@ -223,7 +215,6 @@ def test_asend_with_timeout_raises_when_the_queue_is_full() -> None:
         receiver.recv(timeout=0)
 
 
-@pytest.mark.xfail(strict=True, reason=BLOCKED_SENDER_BUG)
 def test_blocked_sender_resumes_when_the_receiver_drains() -> None:
     receiver, sender = sk.channel(STREAM, capacity=1)
     sender.send(Item(0))
@@ -245,7 +236,6 @@ def test_blocked_sender_resumes_when_the_receiver_drains() -> None:
     assert receiver.recv(timeout=0) == Item(1)
 
 
-@pytest.mark.xfail(strict=True, reason=BLOCKED_SENDER_BUG)
 def test_blocked_async_sender_resumes_when_the_receiver_drains() -> None:
     receiver, sender = sk.channel(STREAM, capacity=1)
 
@@ -302,13 +292,6 @@ def test_a_rejected_message_leaves_the_violator_state_unchanged() -> None:
     assert info.value.state == "Start"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a malformed message (Ping(n='x')) raises ProtocolViolation for the sender "
-    "but neither breaks the channel nor is undone in the contract state: the codec's "
-    "validation error escapes Endpoint.send after _check_send already advanced the checker, "
-    "without core.fail()",
-)
 def test_malformed_field_type_breaks_the_channel() -> None:
     server, client = sk.channel(ECHO)
     with pytest.raises(sk.ProtocolViolation):
@@ -346,11 +329,6 @@ def test_message_too_large_is_rejected_and_the_channel_still_works() -> None:
     assert receiver.recv(timeout=5) == Item(1, b"y" * 100)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: MessageTooLarge leaves the sender's contract state advanced (Endpoint.send "
-    "calls _check_send before encoding), so the next legal request is a ProtocolViolation",
-)
 def test_message_too_large_does_not_advance_the_contract() -> None:
     server, client = sk.channel(SERVICE, max_message=256)
     with pytest.raises(sk.MessageTooLarge):
@@ -416,7 +394,8 @@ def test_close_wakes_a_blocked_receiver() -> None:
     thread = _thread(receive)
     sender.close()
     thread.join()
-    assert len(outcome) == 1 and isinstance(outcome[0], sk.BrokenChannelError)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], sk.BrokenChannelError)
 
 
 def test_close_wakes_a_blocked_async_receiver() -> None:
@@ -456,7 +435,8 @@ def test_closing_the_sender_wakes_a_sender_blocked_on_a_full_queue() -> None:
     thread = _thread(send_one)
     receiver.close()
     thread.join()
-    assert len(outcome) == 1 and isinstance(outcome[0], sk.BrokenChannelError)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], sk.BrokenChannelError)
 
 
 # -- moving endpoints ---------------------------------------------------------------------------
@@ -488,13 +468,6 @@ def test_an_endpoint_cannot_be_sent_twice() -> None:
         carrier_out.send(Carry(server))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a send that fails because the carrier channel's peer is gone does not give "
-    "the carried endpoint back intact: Endpoint.send takes the socket path when core.peer is "
-    "None, the codec exports the carried core (switching its in-process channel to a fresh "
-    "socket pair), and undo() neither restores the pair nor closes the sockets",
-)
 def test_a_failed_send_gives_the_endpoint_back() -> None:
     carrier_in, carrier_out = sk.channel(CARRIER)
     server, client = sk.channel(ECHO)

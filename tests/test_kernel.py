@@ -41,7 +41,8 @@ def _blocked(kernel: sk.Kernel, **kwargs) -> tuple[sk.ProcessHandle, sk.Endpoint
 def test_spawn_returns_a_handle_and_join_returns_the_exit_reason(kernel: sk.Kernel) -> None:
     handle = kernel.spawn(procs.return_now)
     reason = handle.join(10)
-    assert reason.kind is sk.ExitKind.NORMAL and reason.is_normal
+    assert reason.kind is sk.ExitKind.NORMAL
+    assert reason.is_normal
     assert handle.exit_reason == reason
     assert not handle.is_alive
     assert handle.name == "return_now"
@@ -158,21 +159,15 @@ def test_spawn_rejects_an_unpicklable_argument_in_a_local_domain(kernel: sk.Kern
     assert server.recv(timeout=0) == Ping(1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Kernel.spawn(fn, <unpicklable>, domain='process') raises UsageError only "
-    "after _resolve_domain has forked a fresh ephemeral process domain; the domain is left "
-    "running (an idle child OS process in kernel.domains) until shutdown",
-)
 def test_spawn_rejects_an_unpicklable_argument_before_starting_a_domain(
     kernel: sk.Kernel,
 ) -> None:
-    kernel.domain("process")  # the zygote is up: only a new domain would show
+    assert kernel.domain("process").os_pid  # the zygote and a domain are up
     before = descendants()
     with pytest.raises(sk.UsageError):
         kernel.spawn(procs.fail, threading.Lock(), domain="process")
     assert kernel.processes() == ()
-    assert descendants() == before
+    assert descendants().keys() == before.keys()  # states (R/S) vary with scheduling
     assert len(kernel.domains) == 1
 
 
@@ -247,13 +242,6 @@ def test_kill_an_async_process_blocked_in_arecv(kernel: sk.Kernel) -> None:
     assert handle.join(10) == sk.ExitReason.killed("async")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an async process killed before its task took its first step never exits: "
-    "ProcessRunner._create_task cancels the fresh task, CancelledError is thrown into the "
-    "unstarted _run_async coroutine outside its try block, so _finish/report never run; "
-    "join() hangs and shutdown waits the whole grace",
-)
 def test_kill_an_async_process_before_it_first_runs(kernel: sk.Kernel) -> None:
     go_in, go_out = sk.channel(STREAM)
     _ready(kernel, procs.hog_the_loop, go_in)  # the local domain's loop is now blocked
@@ -268,13 +256,15 @@ def test_kill_after_exit_changes_nothing(kernel: sk.Kernel) -> None:
     handle = kernel.spawn(procs.return_now)
     handle.join(10)
     handle.kill()
-    assert handle.exit_reason is not None and handle.exit_reason.kind is sk.ExitKind.NORMAL
+    assert handle.exit_reason is not None
+    assert handle.exit_reason.kind is sk.ExitKind.NORMAL
 
 
 def test_stop_asks_with_a_shutdown(kernel: sk.Kernel) -> None:
     handle, _client = _blocked(kernel)
     reason = kernel.stop(handle, grace=5)
-    assert reason.kind is sk.ExitKind.SHUTDOWN and reason.is_normal
+    assert reason.kind is sk.ExitKind.SHUTDOWN
+    assert reason.is_normal
 
 
 def test_an_exception_ends_only_that_process(kernel: sk.Kernel) -> None:
@@ -479,18 +469,14 @@ def test_events_stream_spawned_and_exited_with_reasons(kernel: sk.Kernel) -> Non
     spawned = {e.pid: e for e in events if e.kind is sk.EventKind.SPAWNED}
     exited = {e.pid: e for e in events if e.kind is sk.EventKind.EXITED}
     assert set(spawned) == set(exited) == {ok.pid, bad.pid}
-    assert spawned[ok.pid].name == "ok" and spawned[ok.pid].domain == ok.domain.name
+    assert spawned[ok.pid].name == "ok"
+    assert spawned[ok.pid].domain == ok.domain.name
     assert exited[ok.pid].reason == ok.exit_reason
     assert exited[bad.pid].reason is not None
     assert exited[bad.pid].reason.kind is sk.ExitKind.EXCEPTION
     assert "evented" in exited[bad.pid].describe()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Kernel.spawn emits SPAWNED only after domain.start_process() returns, so a "
-    "local process that ends at once has its EXITED event published before its SPAWNED",
-)
 def test_spawned_comes_before_exited(kernel: sk.Kernel) -> None:
     stream = kernel.events.stream()
     handles = [kernel.spawn(procs.return_now) for _ in range(20)]
@@ -513,7 +499,8 @@ def test_event_subscribers_are_called_and_can_unsubscribe(kernel: sk.Kernel) -> 
     unsubscribe()
     count = len(seen)
     kernel.spawn(procs.return_now).join(10)
-    assert count >= 2 and len(seen) == count
+    assert count >= 2
+    assert len(seen) == count
     assert {e.kind for e in seen} >= {sk.EventKind.SPAWNED, sk.EventKind.EXITED}
 
 
@@ -537,11 +524,13 @@ def test_domain_events(kernel: sk.Kernel) -> None:
     stream = kernel.events.stream()
     domain = kernel.domain("process", name="evented")
     started = stream.wait_for(lambda e: e.kind is sk.EventKind.DOMAIN_STARTED, timeout=10)
-    assert started.domain == "evented" and started.detail == "process"
+    assert started.domain == "evented"
+    assert started.detail == "process"
     domain.sigkill()
     exited = stream.wait_for(lambda e: e.kind is sk.EventKind.DOMAIN_EXITED, timeout=10)
     assert exited.domain == "evented"
-    assert exited.reason is not None and exited.reason.signal == 9
+    assert exited.reason is not None
+    assert exited.reason.signal == 9
 
 
 # -- shutdown ---------------------------------------------------------------------------------
@@ -583,15 +572,9 @@ def test_shutdown_leaves_no_os_process_descriptor_or_thread(leak_check) -> None:
     assert descendants() == {}, "child OS processes survive shutdown"
     fds = {fd: t for fd, t in open_fds().items() if leak_check.fds.get(fd) != t}
     assert fds == {}
-    assert [t.name for t in threading.enumerate() if t.name.startswith("sipkernel")] == []
+    assert lingering_sipkernel_threads(leak_check.threads) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ProcessDomain.kill_process starts a 1 s threading.Timer (_escalate) per kill "
-    "and never cancels it, not when the process exits nor at shutdown: sipkernel threads "
-    "outlive Kernel.shutdown()",
-)
 def test_no_kill_escalation_timer_outlives_shutdown() -> None:
     before = set(threading.enumerate())
     with sk.Kernel(grace=2.0) as kernel:
@@ -615,20 +598,30 @@ def test_shutdown_from_two_threads_at_once() -> None:
     other.start()
     kernel.shutdown()
     other.join()
-    assert kernel.closed and kernel.processes() == ()
+    assert kernel.closed
+    assert kernel.processes() == ()
 
 
 def test_context_manager_shuts_down() -> None:
     with sk.Kernel() as kernel:
         handle, _client = _blocked(kernel)
     assert kernel.closed
-    assert handle.exit_reason is not None and handle.exit_reason.kind is sk.ExitKind.SHUTDOWN
+    assert handle.exit_reason is not None
+    assert handle.exit_reason.kind is sk.ExitKind.SHUTDOWN
+
+
+def _raise_inside_a_kernel(kernel: sk.Kernel, handles: list[sk.ProcessHandle]) -> None:
+    with kernel:
+        handles.append(_blocked(kernel, domain="process")[0])
+        raise RuntimeError("in the block")
 
 
 def test_context_manager_shuts_down_when_the_block_raises() -> None:
-    with pytest.raises(RuntimeError, match="in the block"), sk.Kernel() as kernel:
-        handle, _client = _blocked(kernel, domain="process")
-        raise RuntimeError("in the block")
+    kernel = sk.Kernel()
+    handles: list[sk.ProcessHandle] = []
+    with pytest.raises(RuntimeError, match="in the block"):
+        _raise_inside_a_kernel(kernel, handles)
+    (handle,) = handles
     assert kernel.closed
     assert handle.exit_reason is not None
 
@@ -644,32 +637,26 @@ def test_async_with() -> None:
                 got.append((await client.arecv(timeout=10)).n)
             ready, report = procs.report_channel()
             blocked_server, _blocked_client = sk.channel(ECHO)
-            handle = kernel.spawn(
-                procs.aready_then_recv, report, blocked_server, domain="process"
-            )
+            handle = kernel.spawn(procs.aready_then_recv, report, blocked_server, domain="process")
             assert (await ready.arecv(timeout=10)).text == "ready"
         return kernel, handle, got
 
     kernel, handle, got = asyncio.run(main())
     assert got == list(range(10))
     assert kernel.closed
-    assert handle.exit_reason is not None and handle.exit_reason.kind is sk.ExitKind.SHUTDOWN
+    assert handle.exit_reason is not None
+    assert handle.exit_reason.kind is sk.ExitKind.SHUTDOWN
 
 
 def test_the_test_side_of_a_channel_sees_shutdown(kernel: sk.Kernel) -> None:
     with sk.Kernel() as other:
         handle, client = _blocked(other, domain="process")
-    assert handle.exit_reason is not None and handle.exit_reason.kind is sk.ExitKind.SHUTDOWN
+    assert handle.exit_reason is not None
+    assert handle.exit_reason.kind is sk.ExitKind.SHUTDOWN
     with pytest.raises(sk.ChannelError):
         client.send(Ping(1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Kernel.shutdown() closes ROOT_OWNER's endpoints, i.e. every endpoint made "
-    "outside a process anywhere in this OS process, including channels in use with another "
-    "kernel that is still running",
-)
 def test_shutting_down_one_kernel_leaves_another_kernels_channels_alone(
     kernel: sk.Kernel,
 ) -> None:

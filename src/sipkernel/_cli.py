@@ -13,6 +13,8 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 
+from . import __version__
+
 Handler = Callable[[argparse.Namespace, argparse.ArgumentParser], int]
 """Runs a subcommand: the parsed arguments, and its parser (for ``parser.error``)."""
 
@@ -38,7 +40,7 @@ def _name_list(text: str) -> list[str]:
 
 
 def _add_bench(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from .bench import BENCHMARK_NAMES
+    from .bench import BENCHMARK_NAMES  # deferred to parser construction, not module import
 
     parser = subparsers.add_parser(
         "bench",
@@ -113,8 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sipkernel",
         description="sipkernel: software-isolated processes for Python.",
     )
-    from . import __version__
-
     parser.add_argument("--version", action="version", version=f"sipkernel {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in COMMANDS:

@@ -23,6 +23,9 @@ long as the supervisor. It gives the supervisor a pid, a place in
 linked; the supervisor ends it with its own exit reason. Ending it from
 outside (``Kernel.stop``, ``Kernel.kill``, the kernel's shutdown) stops the
 supervisor and its children in order.
+
+A kernel shutdown ends children with ``shutdown`` reasons; the supervisor sees
+``Kernel.closing`` and exits with a ``shutdown`` reason, restarting nothing.
 """
 
 from __future__ import annotations
@@ -201,6 +204,7 @@ class Supervisor:
         self._handle: ProcessHandle | None = None
         self._exit_log: _ExitLog | None = None
         self._exit_reason: ExitReason | None = None
+        self._finishing = False
         self._done = threading.Event()
         self._on_done: list[Callable[[ExitReason], None]] = []
 
@@ -385,6 +389,9 @@ class Supervisor:
             child.current = None
         if not child.spec.restart.wants_restart(message.reason):
             return
+        if self._kernel.closing:
+            self._shutdown(ExitReason.shutdown("the kernel is shutting down"))
+            return
         if self._intensity_exceeded():
             self._give_up(child, message.reason)
             return
@@ -441,7 +448,7 @@ class Supervisor:
                 name=child.spec.id,
                 domain=new.handle.domain.name,
                 reason=reason,
-                detail=f"by {self.name}: was <{old_pid}>, after {cause.spec.id} exited",
+                detail=f"by {self.name}: was {_pid_text(old_pid)}, after {cause.spec.id} exited",
             )
         )
         return True
@@ -496,7 +503,8 @@ class Supervisor:
         try:
             self._kernel.stop(handle, grace)
         except DomainError:
-            # Its domain died a moment ago and is about to report the exit.
+            # Its domain died a moment ago and is about to report the exit (the process
+            # domain raises DomainError, not a ChannelError, for a kill in that window).
             with contextlib.suppress(JoinTimeout):
                 handle.join(grace)
         if not published.wait(PUBLISH_TIMEOUT):
@@ -504,14 +512,15 @@ class Supervisor:
 
     def _finish(self, reason: ExitReason) -> None:
         with self._lock:
-            if self._exit_reason is not None:
+            if self._finishing:
                 return
-            self._exit_reason = reason
+            self._finishing = True
         if self._handle is not None and self._exit_log is not None:
             self._end_process(self._handle, self._exit_log, reason)
             self._exit_log.close()
         with self._lock:
             self._state = _State.DONE
+            self._exit_reason = reason
             callbacks, self._on_done = self._on_done, []
         self._answer_pending_calls()
         self._done.set()
@@ -560,6 +569,10 @@ class Supervisor:
                 return child
         known = ", ".join(c.spec.id for c in self._children) or "none"
         raise UsageError(f"supervisor {self.name} has no child {child_id!r} (children: {known})")
+
+
+def _pid_text(pid: int | None) -> str:
+    return "down" if pid is None else f"<{pid}>"
 
 
 def _handle_of(child: _Child) -> ProcessHandle | None:

@@ -12,6 +12,7 @@ from ._contract import Contract, ContractChecker, Role
 from ._endpoint import Endpoint, EndpointCore
 from ._errors import UsageError
 from ._owner import current_owner
+from ._process import check_killed
 
 _ids = itertools.count(1)
 
@@ -29,6 +30,7 @@ def channel(
     (senders wait when it is full); ``max_message`` bounds one encoded message
     in bytes. Both endpoints belong to the calling process until sent away.
     """
+    check_killed()
     if not isinstance(contract, Contract):
         raise UsageError(f"channel() needs a Contract, not {type(contract).__name__}")
     if capacity < 1:

@@ -150,6 +150,7 @@ def _placeholder() -> Endpoint:
 
 _encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
 _NO_FDS: list[int] = []
+_FIELD_OVERHEAD = 64  # a generous bound on a field's name, tag and length prefix
 
 
 def _nothing() -> None:
@@ -265,17 +266,33 @@ class MessageCodec:
                 by_peer=by_peer,
             ) from exc
 
+    def _fields_ok(self, message: Any) -> bool:
+        """True for a frozen flat message whose fields have their declared types.
+
+        False when the message is not of that shape, or might be near the size
+        limit: the caller then encodes it, which checks both exactly.
+        """
+        fields = self.shareable.get(type(message))
+        if fields is None:
+            return False
+        size = 0
+        for name, kinds in fields:
+            value = getattr(message, name)
+            if type(value) not in kinds:
+                self._decode(self._encode(message), by_peer=False)  # raises the precise error
+            if type(value) is str:
+                size += 4 * len(value)  # UTF-8: at most four bytes a character
+            elif type(value) is bytes:
+                size += len(value)
+        return size + _FIELD_OVERHEAD * len(fields) < self.max_message
+
     def copy(self, message: Any) -> tuple[Entry, Callable[[], None]]:
         """A private copy for a receiver in this OS process, and how to undo it.
 
         Frozen messages whose fields are all plain scalars cannot be changed by
         anyone, so they are checked field by field and shared, not copied.
         """
-        fields = self.shareable.get(type(message))
-        if fields is not None:
-            for name, kinds in fields:
-                if type(getattr(message, name)) not in kinds:
-                    self._decode(self._encode(message), by_peer=False)  # raises the precise error
+        if self._fields_ok(message):
             return (message, None), _nothing
         if not self.carries_endpoints:
             return (self._decode(self._encode(message), by_peer=False), None), _nothing
@@ -294,7 +311,8 @@ class MessageCodec:
         """Payload and descriptors for the socket; then ``done()`` or ``undo()``."""
         if not self.carries_endpoints:
             payload = self._encode(message)
-            self._decode(payload, by_peer=False)
+            if not self._fields_ok(message):
+                self._decode(payload, by_peer=False)  # checks every field, raises precisely
             return payload, _NO_FDS, _nothing, _nothing
         with _Transfer(_EXPORT) as transfer:
             try:

@@ -427,7 +427,7 @@ class ContractChecker:
         if allowed:
             tail = f"{subject} may send {_names(allowed)}"
         elif other:
-            tail = f"{subject} may send nothing here; it may only receive {_names(other)}"
+            tail = f"{subject} must wait to receive {_names(other)}"
         else:
             tail = f"{subject} may send nothing here; state {node.name} is terminal"
         return ProtocolViolation(

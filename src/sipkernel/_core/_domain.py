@@ -7,6 +7,7 @@ later rung register a factory here and implement :class:`Domain`.
 from __future__ import annotations
 
 import abc
+import asyncio
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
@@ -27,7 +28,7 @@ class DomainHost(Protocol):
         """Publish a lifecycle event."""
 
     def forget_domain(self, domain: Domain) -> None:
-        """An ephemeral domain has closed itself: drop it from the kernel's table."""
+        """A domain has closed or died: drop it from the kernel's table."""
 
     def shared(self, key: str, create: Callable[[], Any]) -> Any:
         """A kernel-wide service (for example a zygote), created on first use.
@@ -39,6 +40,10 @@ class DomainHost(Protocol):
     @property
     def preload(self) -> tuple[str, ...]:
         """Modules the user asked to import ahead of time in new domains."""
+
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop the kernel was entered on with ``async with``, if any."""
 
 
 class Domain(abc.ABC):

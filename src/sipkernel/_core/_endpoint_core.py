@@ -35,6 +35,9 @@ class EndpointStatus(enum.Enum):
     MOVED = "moved"
 
 
+SPIN_MAX_NS = 50_000
+"""How long a blocking receive from another OS process polls before it sleeps."""
+
 violation_listeners: list[Callable[[ProtocolViolation], None]] = []
 """Told of every contract violation in this OS process (the kernel, or a domain's runtime)."""
 
@@ -59,6 +62,7 @@ class EndpointCore:
         "recv_waiters",
         "sock",
         "space_waiters",
+        "spin_ns",
         "status",
         "write_lock",
     )
@@ -85,6 +89,7 @@ class EndpointCore:
         self.broken: ExitReason | None = None
         self.owner: EndpointOwner | None = None
         self.write_lock = threading.Lock()
+        self.spin_ns = SPIN_MAX_NS
 
     # -- ownership ---------------------------------------------------------------
 
@@ -170,12 +175,36 @@ class EndpointCore:
         return sock
 
     def vanished(self) -> BrokenChannelError:
-        """The socket hit end-of-file or a reset: the peer's OS process is gone."""
-        reason = ExitReason.peer_gone("the peer's OS process is gone")
+        """A send found the socket closed: learn why, keeping what the peer sent first.
+
+        The peer may have closed on purpose (its close record, with the reason,
+        is still in our receive buffer) or its OS process may have died. Messages
+        it sent before that are queued here, so none is lost.
+        """
+        reason = self._drain_until_closed() or ExitReason.peer_gone("the peer's OS process is gone")
         with self.lock:
             _wake_all(self.mark_broken(reason))
         broken = self.broken or reason
         return BrokenChannelError(broken_text(broken), broken)
+
+    def _drain_until_closed(self) -> ExitReason | None:
+        sock = self.sock
+        while sock is not None:
+            try:
+                record = _wire.recv_record(sock, block=False, fds=self.codec.carries_endpoints)
+            except (_wire.PeerVanished, OSError):
+                return None
+            if record is None:
+                return None
+            if record.kind == _wire.KIND_CLOSE:
+                return self.codec.decode_reason(record.payload)
+            try:
+                entry = self.codec.decode_from_socket(record.payload, record.fds)
+            except ProtocolViolation:
+                return None
+            with self.lock:
+                self.inbox.append(entry)
+        return None
 
     def read_entry(self, *, block: bool) -> Entry | None:
         """Read one message from the socket (None if not ``block`` and none waits).

@@ -145,7 +145,3 @@ class KernelClosedError(SipkernelError):
 
 class RegistryError(SipkernelError, KeyError):
     """A name is already registered, or no process has that name."""
-
-
-class RestartIntensityExceeded(SipkernelError):
-    """A supervisor restarted children too often and gave up (escalation)."""

@@ -138,7 +138,9 @@ class EventBus:
         return stream
 
     def emit(self, event: Event) -> None:
-        logger.log(_LEVELS.get(event.kind, logging.DEBUG), "%s", event.describe())
+        level = _LEVELS.get(event.kind, logging.DEBUG)
+        if logger.isEnabledFor(level):
+            logger.log(level, "%s", event.describe())
         for callback in self._subscribers:
             try:
                 callback(event)

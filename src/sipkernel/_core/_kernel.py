@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import itertools
@@ -38,6 +39,9 @@ DEFAULT_GRACE = 5.0
 NESTED_ENV = "SIPKERNEL_ZYGOTE"
 """Set in every domain's OS process: no kernel may start there."""
 EXIT_SIGNAL_QUEUE = 256
+HARD_KILL_WAIT = 2.0
+"""Seconds ``stop`` waits after its hard kill, beyond the grace (a domain's
+kill escalation takes one)."""
 
 
 class ExitSignal(msgspec.Struct, frozen=True, tag=True):
@@ -80,6 +84,7 @@ class Kernel:
         self._closing = False
         self._closed = threading.Event()
         self._owner = EndpointOwner("kernel")
+        self._event_loop: asyncio.AbstractEventLoop | None = None
         self._owner_tokens: list[contextvars.Token[EndpointOwner | None]] = []
         violation_listeners.append(self._violation)
 
@@ -99,11 +104,11 @@ class Kernel:
             current_owner.reset(self._owner_tokens.pop())
 
     async def __aenter__(self) -> Kernel:
+        # ``async def`` processes of the local domain run as tasks on this loop.
+        self._event_loop = asyncio.get_running_loop()
         return self.__enter__()
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
-        import asyncio
-
         try:
             await asyncio.get_running_loop().run_in_executor(None, self.shutdown)
         finally:
@@ -212,12 +217,17 @@ class Kernel:
             handle.domain.kill_process(handle.pid, reason)
 
     def stop(self, handle: ProcessHandle, grace: float | None = None) -> ExitReason:
-        """Ordered stop: ask with a shutdown kill, wait ``grace``, then kill hard."""
+        """Ordered stop: ask with a shutdown kill, wait ``grace``, then kill hard.
+
+        Raises ``JoinTimeout`` if even the hard kill does not end it within
+        another ``grace`` (a ``local`` thread stuck inside C code can do that).
+        """
+        grace = self.grace if grace is None else grace
         self.kill(handle, ExitReason.shutdown())
         with contextlib.suppress(SipkernelError):
-            return handle.join(self.grace if grace is None else grace)
+            return handle.join(grace)
         self.kill(handle, ExitReason.killed("did not stop within its grace period"))
-        return handle.join()
+        return handle.join(grace + HARD_KILL_WAIT)
 
     # -- links, monitors, names -------------------------------------------------------
 
@@ -294,16 +304,10 @@ class Kernel:
             return
         if trap is not None:
             trap.close_with(reason)
-        handle.set_exited(reason)
-        self.emit(
-            Event(
-                EventKind.EXITED,
-                pid=pid,
-                name=handle.name,
-                domain=handle.domain.name,
-                reason=reason,
-            )
+        exited = Event(
+            EventKind.EXITED, pid=pid, name=handle.name, domain=handle.domain.name, reason=reason
         )
+        handle.set_exited(reason, lambda: self.emit(exited))
         for other in linked:
             self._propagate(handle, reason, other)
 
@@ -367,7 +371,13 @@ class Kernel:
 
     @property
     def preload(self) -> tuple[str, ...]:
+        """Modules every new domain's zygote imports ahead of time."""
         return self._preload
+
+    @property
+    def event_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop of ``async with Kernel()``, where local ``async def`` processes run."""
+        return self._event_loop
 
     # -- shutdown ---------------------------------------------------------------------
 
@@ -376,7 +386,13 @@ class Kernel:
             raise KernelClosedError("the kernel is shut down")
 
     @property
+    def closing(self) -> bool:
+        """True from the moment ``shutdown`` begins."""
+        return self._closing
+
+    @property
     def closed(self) -> bool:
+        """True once ``shutdown`` has finished."""
         return self._closed.is_set()
 
     def shutdown(self, grace: float | None = None) -> None:
@@ -420,7 +436,7 @@ class Kernel:
             self._domains.pop(domain.name, None)
 
     def forget_domain(self, domain: Domain) -> None:
-        """Drop a closed domain from the table (called by ephemeral domains)."""
+        """Drop a domain that closed or died from the table (called by domains)."""
         with self._lock:
             if self._domains.get(domain.name) is domain:
                 del self._domains[domain.name]

@@ -7,13 +7,15 @@ import contextvars
 import importlib
 import inspect
 import threading
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._errors import JoinTimeout, NotImportableError, SipkernelError, UsageError
+from ._errors import JoinTimeout, NotImportableError, UsageError
 from ._exit import ExitReason
-from ._waiter import FutureWaiter
+from ._waiter import FutureWaiter, ThreadWaiter
 
 if TYPE_CHECKING:
     from ._domain import Domain
@@ -27,9 +29,21 @@ class FunctionRef:
     module: str
     qualname: str
     is_async: bool
+    found: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    """The function itself, when this interpreter has already looked it up."""
 
     @classmethod
     def of(cls, fn: object) -> FunctionRef:
+        """Name ``fn`` (checked once per function, then remembered)."""
+        known = _checked.get(fn) if isinstance(fn, FunctionType) else None
+        if known is not None:
+            return known
+        ref = cls._check(fn)
+        _checked[fn] = ref
+        return ref
+
+    @classmethod
+    def _check(cls, fn: object) -> FunctionRef:
         """Name ``fn``; reject what no other domain could import.
 
         Lambdas and closures are refused everywhere: they carry state that would
@@ -55,10 +69,12 @@ class FunctionRef:
         ref = cls(module, qualname, inspect.iscoroutinefunction(fn))
         if ref.resolve() is not fn:
             raise NotImportableError(f"{module}.{qualname} does not name {fn!r}; was it replaced?")
-        return ref
+        return cls(module, qualname, ref.is_async, fn)
 
     def resolve(self) -> Callable[..., Any]:
         """Import the module and look the function up."""
+        if self.found is not None:
+            return self.found
         try:
             obj: Any = importlib.import_module(self.module)
             for part in self.qualname.split("."):
@@ -69,6 +85,9 @@ class FunctionRef:
 
     def __str__(self) -> str:
         return f"{self.module}.{self.qualname}"
+
+
+_checked: weakref.WeakKeyDictionary[object, FunctionRef] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -97,6 +116,8 @@ class ProcessContext:
         self._isolation = isolation
         self.exit_signals = exit_signals
         """With ``trap_exits=True``: receives an ``ExitSignal`` per linked exit."""
+        self.kill_requested = False
+        """Set when the process is killed; its next sipkernel call raises (for runners)."""
 
     def isolation(self) -> str:
         """The kind of domain this process runs in (``local``, ``process``, ...)."""
@@ -124,6 +145,18 @@ def current_process() -> ProcessContext | None:
     return _current.get()
 
 
+def check_killed() -> None:
+    """Raise ``ProcessKilled`` if the calling process has been killed.
+
+    Every channel operation calls this, which makes a kill cooperative for
+    any process that talks: it ends at its next send or receive, with no
+    exception injected into it from outside.
+    """
+    ctx = _current.get()
+    if ctx is not None and ctx.kill_requested:
+        raise ProcessKilled
+
+
 def set_current(ctx: ProcessContext | None) -> None:
     """Bind the calling thread's (or task's) process context (for domain runners)."""
     _current.set(ctx)
@@ -145,9 +178,10 @@ class ProcessHandle:
         self.pid = pid
         self.name = name
         self.domain = domain
-        self._done = threading.Event()
         self._reason: ExitReason | None = None
+        self._finished = False  # the exit and everything it caused have happened
         self._callbacks: list[Callable[[ExitReason], None]] = []
+        self._joiners: list[ThreadWaiter] = []
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -165,8 +199,17 @@ class ProcessHandle:
 
     def join(self, timeout: float | None = None) -> ExitReason:
         """Wait for the exit and return its reason; ``JoinTimeout`` if it takes longer."""
-        if not self._done.wait(timeout):
-            raise JoinTimeout(f"{self.name}<{self.pid}> still running after {timeout} s")
+        with self._lock:
+            if not self._finished:
+                waiter = ThreadWaiter()
+                self._joiners.append(waiter)
+            else:
+                waiter = None
+        if waiter is not None and not waiter.wait(timeout):
+            with self._lock:
+                if not self._finished:
+                    self._joiners.remove(waiter)
+                    raise JoinTimeout(f"{self.name}<{self.pid}> still running after {timeout} s")
         assert self._reason is not None
         return self._reason
 
@@ -196,7 +239,10 @@ class ProcessHandle:
         self._kernel.link(self, other)
 
     def on_exit(self, callback: Callable[[ExitReason], None]) -> None:
-        """Call ``callback(reason)`` at exit (at once if already exited) (internal)."""
+        """Call ``callback(reason)`` when the process exits (at once if it already has).
+
+        The callback runs on whichever thread reports the exit: keep it short.
+        """
         with self._lock:
             if self._reason is None:
                 self._callbacks.append(callback)
@@ -204,16 +250,27 @@ class ProcessHandle:
             reason = self._reason
         callback(reason)
 
-    def set_exited(self, reason: ExitReason) -> bool:
-        """Record the exit; False if it was already recorded (internal)."""
+    def set_exited(self, reason: ExitReason, announce: Callable[[], None] | None = None) -> bool:
+        """Record the exit; False if it was already recorded (for the kernel).
+
+        In order: the reason is set, ``announce()`` runs (the kernel publishes
+        its EXITED event), the ``on_exit`` callbacks run, and only then do
+        ``join`` calls return, so a joiner sees everything the exit caused.
+        """
         with self._lock:
             if self._reason is not None:
                 return False
             self._reason = reason
             callbacks, self._callbacks = self._callbacks, []
-        self._done.set()
+        if announce is not None:
+            announce()
         for callback in callbacks:
             callback(reason)
+        with self._lock:
+            self._finished = True
+            joiners, self._joiners = self._joiners, []
+        for waiter in joiners:
+            waiter.wake()
         return True
 
 
@@ -236,5 +293,8 @@ class Monitor:
         self.cancelled = True
 
 
-class ProcessKilled(SipkernelError):
-    """Raised inside a local process that is being killed (do not catch it)."""
+class ProcessKilled(BaseException):
+    """Raised inside a local process that is being killed (do not catch it).
+
+    A ``BaseException``, like ``SystemExit``: ``except Exception`` lets it pass.
+    """

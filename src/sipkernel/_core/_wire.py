@@ -154,14 +154,9 @@ def recv_record(sock: socket.socket, *, block: bool, fds: bool = True) -> Record
 def _recv_one(sock: socket.socket, flags: int) -> Record | None:
     try:
         data, ancdata, _, _ = sock.recvmsg(FRAGMENT + 1, _ANCILLARY, flags | _RECV_FLAGS)
-    except BlockingIOError:
-        return None
-    except ConnectionResetError as exc:
-        raise PeerVanished from exc
     except OSError as exc:
-        if exc.errno in (errno.EBADF, errno.ENOTCONN):
-            raise PeerVanished from exc
-        raise
+        _nothing_or_vanished(exc)
+        return None
     if not data:
         raise PeerVanished
     return Record(data[0], data[1:], _fds_of(ancdata))
@@ -170,17 +165,21 @@ def _recv_one(sock: socket.socket, flags: int) -> Record | None:
 def _recv_one_plain(sock: socket.socket, flags: int) -> Record | None:
     try:
         data = sock.recv(FRAGMENT + 1, flags)
-    except BlockingIOError:
-        return None
-    except ConnectionResetError as exc:
-        raise PeerVanished from exc
     except OSError as exc:
-        if exc.errno in (errno.EBADF, errno.ENOTCONN):
-            raise PeerVanished from exc
-        raise
+        _nothing_or_vanished(exc)
+        return None
     if not data:
         raise PeerVanished
     return Record(data[0], data[1:], _NO_FDS)
+
+
+def _nothing_or_vanished(exc: OSError) -> None:
+    """A failed read: nothing is waiting (return), or the peer is gone (raise)."""
+    if isinstance(exc, BlockingIOError):
+        return
+    if isinstance(exc, ConnectionResetError) or exc.errno in (errno.EBADF, errno.ENOTCONN):
+        raise PeerVanished from exc
+    raise exc
 
 
 _NO_FDS: list[int] = []

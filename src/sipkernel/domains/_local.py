@@ -1,9 +1,11 @@
 """The ``local`` domain: processes in the kernel's own interpreter.
 
 No boundary but the language's: a process is a thread (``def``) or a task on
-the domain's event loop (``async def``); arguments and messages are copied, so
-processes share no mutable object. It contains exceptions and private state,
-not crashes: a segfault here takes the kernel down. Starts in microseconds.
+the domain's event loop (``async def``): the loop of ``async with Kernel()``
+when the kernel was entered that way, else a loop thread of the domain's own.
+Arguments and messages are copied, so processes share no mutable object. It
+contains exceptions and private state, not crashes: a segfault here takes the
+kernel down. Starts in microseconds.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ class LocalDomain(Domain):
         self._runner = ProcessRunner("local", self.report_exit, self._loop)
 
     def _loop(self) -> asyncio.AbstractEventLoop:
+        shared = self.host.event_loop
+        if shared is not None and not shared.is_closed():
+            return shared  # the loop of ``async with Kernel()``: no thread hop at all
         if self._loop_thread is None:
             self._loop_thread = LoopThread(f"sipkernel-{self.name}-loop")
         return self._loop_thread.loop
@@ -72,6 +77,7 @@ class LocalDomain(Domain):
         if self._loop_thread is not None:
             self._loop_thread.close()
             self._loop_thread = None
+        self.host.forget_domain(self)
 
     @property
     def is_alive(self) -> bool:

@@ -131,15 +131,14 @@ class ProcessDomain(Domain):
         self._send(start)
 
     def kill_process(self, pid: int, reason: ExitReason) -> None:
-        with self._pid_lock:
-            self._kill_reasons[pid] = reason  # the last word: a hard kill after a request
         try:
             self._send(Kill(pid, reason))
-        except ChannelError:
+        except (ChannelError, DomainError):
             return  # the domain is already gone; its exits are being reported
         timer = threading.Timer(KILL_ESCALATION, self._escalate, args=(pid,))
         timer.daemon = True
         with self._pid_lock:
+            self._kill_reasons[pid] = reason  # the last word: a hard kill after a request
             if pid not in self.pids or pid in self._timers:
                 return
             self._timers[pid] = timer
@@ -156,6 +155,7 @@ class ProcessDomain(Domain):
         if self._reader.is_alive():
             self.sigkill()
             self._reader.join()
+        self.host.forget_domain(self)
 
     @property
     def is_alive(self) -> bool:
@@ -252,8 +252,7 @@ class ProcessDomain(Domain):
         self.host.emit(
             Event(EventKind.DOMAIN_EXITED, name=self.name, domain=self.name, reason=reason)
         )
-        if self.ephemeral:
-            self.host.forget_domain(self)
+        self.host.forget_domain(self)
 
 
 def _load_kernel_script(zygote: Zygote) -> str | None:

@@ -7,9 +7,11 @@ side of the ``process`` domain, so a process behaves the same on every rung.
 from __future__ import annotations
 
 import asyncio
+import asyncio.events as asyncio_events
 import contextvars
 import ctypes
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -19,6 +21,13 @@ from .._core._owner import EndpointOwner, current_owner
 from .._core._process import ProcessContext, ProcessKilled, set_current
 
 Report = Callable[[int, ExitReason], None]
+KILL_COOPERATIVE = 0.25
+"""Seconds a killed thread has to stop at its own next sipkernel call before a kill
+is injected into it (a thread that makes none, a CPU loop, waits this long)."""
+KILL_REPEAT_EVERY = 0.05
+"""Seconds between injected kills of a thread that has not ended yet."""
+KILL_REPEAT_FOR = 5.0
+"""How long a kill is repeated before the thread is left to the grace period."""
 
 
 class LoopThread:
@@ -54,19 +63,61 @@ class LoopThread:
         self.loop.close()
 
 
+_DONE_LOCK = threading.Lock()
+
+
+class _Done:
+    """A one-shot event, made cheaply: most processes are never waited for."""
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: threading.Event | None = None
+
+    def set(self) -> None:
+        self._set = True
+        event = self._event
+        if event is not None:
+            event.set()
+
+    def wait(self, timeout: float | None) -> bool:
+        if self._set:
+            return True
+        with _DONE_LOCK:  # two waiters must share one event
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        if self._set:  # set() may have run before the event existed
+            return True
+        return event.wait(timeout)
+
+
 class _Running:
     """One process as this OS process runs it."""
 
-    __slots__ = ("done", "injected", "interruptible", "kill_reason", "owner", "task", "thread")
+    __slots__ = (
+        "ctx",
+        "done",
+        "injected",
+        "interruptible",
+        "kill_reason",
+        "killed_at",
+        "owner",
+        "task",
+        "thread",
+    )
 
-    def __init__(self, owner: EndpointOwner) -> None:
+    def __init__(self, owner: EndpointOwner, ctx: ProcessContext) -> None:
         self.owner = owner
+        self.ctx = ctx
+        self.killed_at = 0.0
         self.interruptible = False
         self.injected = False
         self.kill_reason: ExitReason | None = None
         self.thread: threading.Thread | None = None
         self.task: asyncio.Task[None] | None = None
-        self.done = threading.Event()
+        self.done = _Done()
 
 
 class ProcessRunner:
@@ -86,6 +137,9 @@ class ProcessRunner:
         self._loop = loop
         self._running: dict[int, _Running] = {}
         self._lock = threading.Lock()
+        self._killed: set[int] = set()
+        self._repeater: threading.Thread | None = None
+        self._repeat_until = 0.0
 
     def __len__(self) -> int:
         return len(self._running)
@@ -105,14 +159,17 @@ class ProcessRunner:
         owner = EndpointOwner(f"{name}<{pid}>")
         for endpoint in [*carried, *([exit_signals] if exit_signals else [])]:
             endpoint.live_core().set_owner(owner)
-        running = _Running(owner)
         ctx = ProcessContext(pid, name, self._isolation, exit_signals)
+        running = _Running(owner, ctx)
         with self._lock:
             self._running[pid] = running
         if is_async:
             loop = self._loop()
             coro = self._run_async(pid, running, ctx, fn, args)
-            loop.call_soon_threadsafe(self._create_task, loop, pid, running, coro)
+            if asyncio_events._get_running_loop() is loop:  # spawned from the loop itself
+                self._create_task(loop, pid, running, coro)
+            else:
+                loop.call_soon_threadsafe(self._create_task, loop, pid, running, coro)
         else:
             thread = threading.Thread(
                 target=self._run_sync,
@@ -150,24 +207,44 @@ class ProcessRunner:
         self._finish(pid, running, reason)
 
     def _call(self, running: _Running, fn: Callable[..., Any], args: tuple[Any, ...]) -> ExitReason:
-        """Run the function; a kill is injected (at most once) only while it runs."""
-        reason: ExitReason
-        try:
+        """Run the function and say why it ended.
+
+        A kill is injected only while the function runs, but it may be injected
+        more than once (see ``_repeat_until_gone``) and land anywhere up to
+        ``_seal``: each step here is safe to retry, so a late landing just
+        repeats it.
+        """
+        outcome: list[ExitReason] = []
+        started = False
+        while True:
             try:
-                with self._lock:
-                    if running.kill_reason is not None:  # killed before it started
-                        return running.kill_reason
-                    running.interruptible = True
-                fn(*args)
-                reason = running.kill_reason or ExitReason.normal()
+                if not started:
+                    started = True
+                    self._invoke(running, fn, args, outcome)
+                self._seal(running)
+                break
             except ProcessKilled:
-                reason = running.kill_reason or ExitReason.killed()
-            except BaseException as exc:  # every exit gets a typed reason
-                reason = running.kill_reason or self._reason_for(exc)
-        except ProcessKilled:  # the one injected kill landed inside a handler above
-            reason = running.kill_reason or ExitReason.killed()
-        self._seal(running)
-        return reason
+                continue
+        return running.kill_reason or (outcome[0] if outcome else ExitReason.killed())
+
+    def _invoke(
+        self,
+        running: _Running,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        outcome: list[ExitReason],
+    ) -> None:
+        with self._lock:
+            if running.kill_reason is not None:  # killed before it started
+                return
+            running.interruptible = True
+        try:
+            fn(*args)
+            outcome.append(ExitReason.normal())
+        except ProcessKilled:
+            outcome.append(ExitReason.killed())
+        except BaseException as exc:  # every exit gets a typed reason
+            outcome.append(self._reason_for(exc))
 
     def _seal(self, running: _Running) -> None:
         """No kill may interrupt this thread from here on (drop one still pending)."""
@@ -206,11 +283,15 @@ class ProcessRunner:
         return ExitReason.from_exception(exc)
 
     def _finish(self, pid: int, running: _Running, reason: ExitReason) -> None:
+        # The process is over: what follows runs for the runtime, not for it.
+        set_current(None)
+        # Report before forgetting: whoever waits on ``done`` (stop_all) may close
+        # the way reports travel as soon as it returns.
         running.owner.close_all(reason)
+        self._report(pid, reason)
         with self._lock:
             self._running.pop(pid, None)
         running.done.set()
-        self._report(pid, reason)
 
     def kill(self, pid: int, reason: ExitReason) -> bool:
         """Stop process ``pid``: close its endpoints, then interrupt it. False if gone."""
@@ -225,12 +306,57 @@ class ProcessRunner:
             task = running.task
             task.get_loop().call_soon_threadsafe(task.cancel)
         else:
-            with self._lock:
-                thread = running.thread
-                if running.interruptible and not running.injected and thread is not None:
-                    running.injected = True
-                    _raise_in_thread(thread.ident or 0)
+            running.ctx.kill_requested = True  # its next sipkernel call raises
+            running.killed_at = time.monotonic()
+            self._repeat_until_gone(pid)
         return True
+
+    def _interrupt(self, running: _Running) -> None:
+        with self._lock:
+            thread = running.thread
+            if running.interruptible and not running.injected and thread is not None:
+                running.injected = True
+                _raise_in_thread(thread.ident or 0)
+
+    def _repeat_until_gone(self, pid: int) -> None:
+        """Interrupt a killed thread that does not stop by itself, until it ends.
+
+        A kill is first cooperative: the process's next sipkernel call raises
+        ``ProcessKilled``. A thread that makes none (a CPU loop) gets the
+        exception injected asynchronously after ``KILL_COOPERATIVE``; since an
+        injected exception can be lost (one landing in a finaliser is reported
+        and dropped; ``except BaseException`` can swallow it), it is injected
+        again while the thread lives, for at most ``KILL_REPEAT_FOR`` seconds.
+        One helper thread per runner does this, only while a kill is pending.
+        """
+        with self._lock:
+            self._killed.add(pid)
+            self._repeat_until = time.monotonic() + KILL_REPEAT_FOR
+            if self._repeater is not None:
+                return
+            self._repeater = threading.Thread(
+                target=self._repeat, name="sipkernel-kill-repeater", daemon=True
+            )
+        self._repeater.start()
+
+    def _repeat(self) -> None:
+        while True:
+            with self._lock:
+                self._killed = {p for p in self._killed if p in self._running}
+                if not self._killed or time.monotonic() >= self._repeat_until:
+                    self._killed.clear()
+                    self._repeater = None
+                    return
+                pending = [self._running[p] for p in self._killed]
+            if pending[0].done.wait(KILL_REPEAT_EVERY):
+                continue
+            now = time.monotonic()
+            for running in pending:
+                if now - running.killed_at < KILL_COOPERATIVE:
+                    continue  # still its turn to stop by itself
+                with self._lock:
+                    running.injected = False
+                self._interrupt(running)
 
     def stop_all(self, reason: ExitReason, grace: float) -> list[int]:
         """Kill every process and wait up to ``grace`` s; returns pids still running."""

@@ -1,0 +1,46 @@
+"""The examples a newcomer runs first must run, and say what they claim."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def _run(script: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+@pytest.mark.timeout(150)
+def test_quickstart_adds_in_both_domains() -> None:
+    out = _run("quickstart.py")
+    assert "local    2 + 3 = 5" in out
+    assert "process  2 + 3 = 5" in out
+    assert out.count("refused: contract Adder") == 2
+    assert out.count("adder exited: normal") == 2
+
+
+@pytest.mark.timeout(150)
+def test_demo_shows_violation_crash_restart_and_reasons() -> None:
+    out = _run("demo.py")
+    assert "isolation='local'  ran in the kernel's own process" in out
+    assert "isolation='process'  ran in a child process" in out
+    assert "ProtocolViolation: contract Tally, state Adding" in out
+    assert "BrokenChannelError (peer_gone: the peer's OS process is gone)" in out
+    assert "supervisor: restarted tally" in out
+    assert "(signal: SIGKILL)" in out
+    assert "the new incarnation answers: total=8" in out
+    assert "signal: SIGKILL" in out.split("5. Every exit has a typed reason")[1]
