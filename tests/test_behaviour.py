@@ -33,12 +33,6 @@ from procs import (
 
 pytestmark = pytest.mark.timeout(30)
 
-SOCKET_CAPACITY_BUG = (
-    "KNOWN LIMITATION (documented in the README): a channel's capacity is not enforced "
-    "once it crosses OS processes: the socket transport ignores EndpointCore.capacity, so "
-    "a capacity-4 channel takes ~280 small messages (the socket buffer) before send blocks "
-    "or times out"
-)
 
 
 def pick(style: str, sync_fn: Callable[..., Any], async_fn: Callable[..., Any]) -> Any:
@@ -144,8 +138,6 @@ def test_backpressure(
 ) -> None:
     """A full queue makes the sender wait until the receiver drains it; a send with a
     timeout raises TimeoutError at its deadline instead."""
-    if domain.kind != "local":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=SOCKET_CAPACITY_BUG))
     capacity = 4
     receiver, sender = sk.channel(STREAM, capacity=capacity)
     go_in, go = sk.channel(STREAM)

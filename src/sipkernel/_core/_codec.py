@@ -54,6 +54,8 @@ class TransferRecord(msgspec.Struct, tag="sipkernel.transfer"):
     fd: int
     inbox: list[bytes]
     broken: ExitReason | None = None
+    credit: int = -1
+    unacked: int = 0
 
 
 _LOCAL, _EXPORT, _VALIDATE, _IMPORT = range(4)
@@ -395,6 +397,8 @@ def export_core(core: EndpointCore, transfer: _Transfer) -> TransferRecord:
         fd=fd,
         inbox=inbox,
         broken=core.broken,
+        credit=core.credit,
+        unacked=core.unacked,
     )
 
 
@@ -409,6 +413,11 @@ def _ensure_socket(core: EndpointCore) -> socket.socket | None:
         mine, theirs = _wire.new_pair()
         core.sock, peer.sock = mine, theirs
         core.peer = peer.peer = None
+        # Each side may send what the other's queue has room for; queued
+        # messages keep their places (the leaving side takes its inbox along).
+        core.credit = max(peer.capacity - len(peer.inbox), 0)
+        peer.credit = max(core.capacity - len(core.inbox), 0)
+        core.unacked = peer.unacked = 0
         waiters = peer.recv_waiters + peer.space_waiters + core.space_waiters
         peer.recv_waiters, peer.space_waiters, core.space_waiters = [], [], []
     for waiter in waiters:
@@ -432,6 +441,7 @@ def import_core(record: TransferRecord, transfer: _Transfer) -> EndpointCore:
         transfer.used_fds.add(fd)
         core.attach_socket(socket.socket(fileno=fd))
     core.broken = record.broken
+    core.credit, core.unacked = record.credit, record.unacked
     for payload in record.inbox:
         core.inbox.append(core.codec.decode_nested(payload, transfer))
     return core

@@ -246,20 +246,30 @@ class Endpoint:
 
     def _send_socket(self, core: EndpointCore, message: Any, timeout: float | None) -> None:
         sock = core.socket_or_broken()
+        deadline = _deadline(timeout)
+        while not core.take_credit():  # the peer's queue is full: wait for its credit
+            if not _wire.wait_fd(sock.fileno(), _POLLIN, _remaining(deadline)):
+                raise TimeoutError("the peer's queue stayed full")
+            core.absorb()
         payload, fds, done, undo = core.codec.encode_for_socket(message)
         try:
             with core.write_lock:
-                _wire.send_message(sock, payload, fds, timeout)
+                _wire.send_message(sock, payload, fds, _remaining(deadline))
         except _wire.PeerVanished:
             undo()
             raise core.vanished() from None
-        except TimeoutError:
+        except BaseException:
             undo()
+            core.give_back_credit()
             raise
         done()
 
     async def _asend_socket(self, core: EndpointCore, message: Any, timeout: float | None) -> None:
         sock = core.socket_or_broken()
+        async with asyncio.timeout(timeout):
+            while not core.take_credit():
+                await await_any([core], FutureWaiter())
+                core.absorb()
         payload, fds, done, undo = core.codec.encode_for_socket(message)
         try:
             async with asyncio.timeout(timeout):
@@ -267,8 +277,9 @@ class Endpoint:
         except _wire.PeerVanished:
             undo()
             raise core.vanished() from None
-        except TimeoutError:
+        except BaseException:
             undo()
+            core.give_back_credit()
             raise
         done()
 
@@ -394,7 +405,10 @@ class Endpoint:
             entry = core.read_entry(block=block)
             if entry is None:
                 return False, None
-        return True, _accept(core, entry)
+        message = _accept(core, entry)
+        if core.sock is not None:
+            core.consumed()
+        return True, message
 
     def forget(self, waiter: Waiter) -> None:
         """Drop a waiter registered by ``poll`` (internal)."""

@@ -35,6 +35,9 @@ class EndpointStatus(enum.Enum):
     MOVED = "moved"
 
 
+UNLIMITED = -1
+CLOSE_LINGER = 0.5
+"""Seconds a close waits for room to tell the peer its reason (then it just closes)."""
 SPIN_MAX_NS = 50_000
 """How long a blocking receive from another OS process polls before it sleeps."""
 
@@ -55,6 +58,7 @@ class EndpointCore:
         "channel_id",
         "checker",
         "codec",
+        "credit",
         "inbox",
         "lock",
         "owner",
@@ -64,6 +68,7 @@ class EndpointCore:
         "space_waiters",
         "spin_ns",
         "status",
+        "unacked",
         "write_lock",
     )
 
@@ -90,6 +95,10 @@ class EndpointCore:
         self.owner: EndpointOwner | None = None
         self.write_lock = threading.Lock()
         self.spin_ns = SPIN_MAX_NS
+        self.credit = UNLIMITED
+        """Over a socket: how many more messages the peer has room for (or UNLIMITED)."""
+        self.unacked = 0
+        """Over a socket: messages consumed here that the peer has not been credited for."""
 
     # -- ownership ---------------------------------------------------------------
 
@@ -144,13 +153,15 @@ class EndpointCore:
             return
         if self.broken is None:
             payload = self.codec.encode_reason(reason)
-            try:
-                with self.write_lock:
-                    _wire.send_record(sock, bytes((_wire.KIND_CLOSE,)) + payload, [], 0)
-            except (_wire.PeerVanished, TimeoutError, OSError):
-                pass  # the peer is gone or not reading: end-of-file tells it the same
+            record = bytes((_wire.KIND_CLOSE,)) + payload
+            # If the peer is gone or not reading, end-of-file tells it the same.
+            with self.write_lock, contextlib.suppress(_wire.PeerVanished, TimeoutError, OSError):
+                _wire.send_record(sock, record, [], CLOSE_LINGER)
+        # Closing a UNIX socket with unread data makes the peer's reads fail with
+        # ECONNRESET, losing what we sent it: stop its sends, discard what came, close.
         with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+            sock.shutdown(socket.SHUT_RD)
+        _wire.discard_pending(sock)
         sock.close()
 
     def fail(self, violation: ProtocolViolation) -> None:
@@ -188,19 +199,14 @@ class EndpointCore:
         return BrokenChannelError(broken_text(broken), broken)
 
     def _drain_until_closed(self) -> ExitReason | None:
-        sock = self.sock
-        while sock is not None:
+        while self.sock is not None:
             try:
-                record = _wire.recv_record(sock, block=False, fds=self.codec.carries_endpoints)
-            except (_wire.PeerVanished, OSError):
+                entry = self._next_entry(block=False)
+            except BrokenChannelError as broken:
+                return broken.reason
+            except (_wire.PeerVanished, ProtocolViolation, OSError):
                 return None
-            if record is None:
-                return None
-            if record.kind == _wire.KIND_CLOSE:
-                return self.codec.decode_reason(record.payload)
-            try:
-                entry = self.codec.decode_from_socket(record.payload, record.fds)
-            except ProtocolViolation:
+            if entry is None:
                 return None
             with self.lock:
                 self.inbox.append(entry)
@@ -209,28 +215,84 @@ class EndpointCore:
     def read_entry(self, *, block: bool) -> Entry | None:
         """Read one message from the socket (None if not ``block`` and none waits).
 
-        A close record or end-of-file raises ``BrokenChannelError``; an
-        undecodable message raises ``ProtocolViolation`` and breaks the channel.
+        Credit records on the way are counted. A close record or end-of-file
+        raises ``BrokenChannelError``; an undecodable message raises
+        ``ProtocolViolation`` and breaks the channel.
         """
-        sock = self.sock
-        if sock is None:
-            return None
         try:
-            record = _wire.recv_record(sock, block=block, fds=self.codec.carries_endpoints)
+            return self._next_entry(block=block)
         except _wire.PeerVanished:
             raise self.vanished() from None
-        if record is None:
-            return None
-        if record.kind == _wire.KIND_CLOSE:
-            reason = self.codec.decode_reason(record.payload)
+
+    def _next_entry(self, *, block: bool) -> Entry | None:
+        while True:
+            sock = self.sock
+            if sock is None:
+                return None
+            record = _wire.recv_record(sock, block=block, fds=self.codec.carries_endpoints)
+            if record is None:
+                return None
+            if record.kind == _wire.KIND_CREDIT:
+                self.credit += _credit_count(record.payload)
+                continue
+            if record.kind == _wire.KIND_CLOSE:
+                reason = self.codec.decode_reason(record.payload)
+                with self.lock:
+                    _wake_all(self.mark_broken(reason))
+                raise BrokenChannelError(broken_text(reason), reason)
+            try:
+                return self.codec.decode_from_socket(record.payload, record.fds)
+            except ProtocolViolation as violation:
+                self.fail(violation)
+                raise
+
+    # -- flow control over a socket (the capacity, in messages) ---------------------------
+
+    def take_credit(self) -> bool:
+        """Use one unit of credit for a send; False if the peer's queue is full."""
+        if self.credit == UNLIMITED:
+            return True
+        if self.credit == 0:
+            return False
+        self.credit -= 1
+        return True
+
+    def give_back_credit(self) -> None:
+        """A send that took credit did not happen."""
+        if self.credit != UNLIMITED:
+            self.credit += 1
+
+    def absorb(self) -> None:
+        """Read what is waiting (credit, messages into the inbox) without blocking."""
+        while True:
+            entry = self.read_entry(block=False)
+            if entry is None:
+                return
             with self.lock:
-                _wake_all(self.mark_broken(reason))
-            raise BrokenChannelError(broken_text(reason), reason)
+                self.inbox.append(entry)
+
+    def consumed(self) -> None:
+        """A message was taken here: credit the peer once half the capacity is used."""
+        if self.credit == UNLIMITED or self.sock is None:
+            return
+        self.unacked += 1
+        if self.unacked < max(1, self.capacity // 2):
+            return
+        record = bytes((_wire.KIND_CREDIT,)) + str(self.unacked).encode()
         try:
-            return self.codec.decode_from_socket(record.payload, record.fds)
-        except ProtocolViolation as violation:
-            self.fail(violation)
-            raise
+            with self.write_lock:
+                _wire.send_record(self.sock, record, [], 0)
+        except (_wire.PeerVanished, TimeoutError, OSError):
+            return  # keep counting: the next message taken tries again
+        self.unacked = 0
+
+
+def _credit_count(payload: bytes) -> int:
+    try:
+        count = int(payload)
+    except ValueError:
+        return 0
+    return max(count, 0)
 
 
 def broken_text(reason: ExitReason) -> str:

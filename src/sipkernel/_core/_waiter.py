@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.events as asyncio_events
 import contextlib
+import math
 import select
 import threading
 from typing import Protocol
@@ -70,7 +71,7 @@ class FdThreadWaiter:
         poller.register(self._efd, select.POLLIN)
         for fd in fds:
             poller.register(fd, select.POLLIN)
-        ms = None if timeout is None else max(int(timeout * 1000), 0)
+        ms = None if timeout is None else max(math.ceil(timeout * 1000), 0)
         return [fd for fd, _ in poller.poll(ms) if fd != self._efd]
 
     def close(self) -> None:

@@ -4,7 +4,9 @@ Each record starts with one kind byte:
 
 * ``M`` -- the last (often only) fragment of a message,
 * ``P`` -- a fragment with more to follow,
-* ``C`` -- the sender closed its endpoint; the payload is its encoded reason.
+* ``C`` -- the sender closed its endpoint; the payload is its encoded reason;
+* ``K`` -- credit: the sender consumed that many messages, so its peer may send
+  that many more (the channel's capacity, counted in messages).
 
 File descriptors (endpoints moving inside the message) ride on the first
 fragment as ``SCM_RIGHTS``. Records are atomic, so a record is never split or
@@ -16,6 +18,8 @@ from __future__ import annotations
 import array
 import asyncio
 import errno
+import math
+import os
 import select
 import socket
 import time
@@ -26,6 +30,7 @@ MAX_FDS: Final = 64
 KIND_MESSAGE: Final = ord("M")
 KIND_PARTIAL: Final = ord("P")
 KIND_CLOSE: Final = ord("C")
+KIND_CREDIT: Final = ord("K")
 
 _ANCILLARY = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
 # Plain ints: or-ing the socket module's flag enums costs microseconds per call.
@@ -119,7 +124,7 @@ def send_record(sock: socket.socket, record: bytes, fds: list[int], timeout: flo
 def wait_fd(fd: int, events: int, timeout: float | None) -> bool:
     poller = select.poll()
     poller.register(fd, events)
-    return bool(poller.poll(None if timeout is None else max(int(timeout * 1000), 0)))
+    return bool(poller.poll(None if timeout is None else max(math.ceil(timeout * 1000), 0)))
 
 
 def try_recv_record(sock: socket.socket) -> Record | None:
@@ -149,6 +154,19 @@ def recv_record(sock: socket.socket, *, block: bool, fds: bool = True) -> Record
         parts.append(nxt.payload)
         if nxt.kind != KIND_PARTIAL:
             return Record(nxt.kind, b"".join(parts), first.fds)
+
+
+def discard_pending(sock: socket.socket) -> None:
+    """Read and drop whatever waits in the socket (fds that came along are closed)."""
+    while True:
+        try:
+            record = _recv_one(sock, _DONTWAIT)
+        except (PeerVanished, OSError):
+            return
+        if record is None:
+            return
+        for fd in record.fds:
+            os.close(fd)
 
 
 def _recv_one(sock: socket.socket, flags: int) -> Record | None:
