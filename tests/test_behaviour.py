@@ -34,7 +34,6 @@ from procs import (
 pytestmark = pytest.mark.timeout(30)
 
 
-
 def pick(style: str, sync_fn: Callable[..., Any], async_fn: Callable[..., Any]) -> Any:
     return sync_fn if style == "sync" else async_fn
 

@@ -159,11 +159,21 @@ def test_spawn_rejects_an_unpicklable_argument_in_a_local_domain(kernel: sk.Kern
     assert server.recv(timeout=0) == Ping(1)
 
 
+def _settled_descendants(count: int, timeout: float = 10.0) -> dict[int, str]:
+    """Our descendants once there are ``count`` of them (the zygote forks its spare
+    child just after answering a fork, so it may still be on its way)."""
+    deadline = time.monotonic() + timeout
+    while len(found := descendants()) != count:
+        assert time.monotonic() < deadline, f"descendants: {found}"
+        time.sleep(0.01)
+    return found
+
+
 def test_spawn_rejects_an_unpicklable_argument_before_starting_a_domain(
     kernel: sk.Kernel,
 ) -> None:
     assert kernel.domain("process").os_pid  # the zygote and a domain are up
-    before = descendants()
+    before = _settled_descendants(3)  # the zygote, the domain, the zygote's spare child
     with pytest.raises(sk.UsageError):
         kernel.spawn(procs.fail, threading.Lock(), domain="process")
     assert kernel.processes() == ()

@@ -303,6 +303,12 @@ class Contract:
             _REGISTRY[self.ref] = self
 
     @classmethod
+    def registered(cls) -> tuple[Contract, ...]:
+        """Every contract constructed in this interpreter so far."""
+        with _REGISTRY_LOCK:
+            return tuple(_REGISTRY.values())
+
+    @classmethod
     def lookup(cls, name: str, module: str) -> Contract:
         """The contract registered as ``(module, name)``, importing ``module`` if needed."""
         with _REGISTRY_LOCK:

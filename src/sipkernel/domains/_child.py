@@ -27,11 +27,15 @@ from ._control import DOMAIN_CONTROL, Exited, Kill, Start, Stop, Violated
 from ._runner import LoopThread, ProcessRunner, Report
 
 
-def serve(ctl_fd: int) -> None:
-    """Run the domain until stopped; never returns (exits the OS process)."""
+def serve(ctl_fd: int, loop_thread: LoopThread | None = None) -> None:
+    """Run the domain until stopped; never returns (exits the OS process).
+
+    ``loop_thread``, if given, is the event loop (already running) for the
+    domain's ``async def`` processes; otherwise one starts on first need.
+    """
     code = 0
     try:
-        _serve(ctl_fd)
+        _serve(ctl_fd, loop_thread)
     except BaseException:
         code = 70
     finally:
@@ -40,11 +44,11 @@ def serve(ctl_fd: int) -> None:
     os._exit(code)
 
 
-def _serve(ctl_fd: int) -> None:
+def _serve(ctl_fd: int, premade: LoopThread | None) -> None:
     """The control loop, on the main thread; async processes get a loop thread on demand."""
     ctl = socket_endpoint(DOMAIN_CONTROL, Role.EXPORTER, socket.socket(fileno=ctl_fd))
     send_lock = threading.Lock()
-    loop_thread: list[LoopThread] = []
+    loop_thread: list[LoopThread] = [] if premade is None else [premade]
 
     def tell(message: Exited | Violated) -> None:
         # If the kernel is gone, so are we, shortly: nobody is left to tell.

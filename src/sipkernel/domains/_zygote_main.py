@@ -2,8 +2,13 @@
 
 Started once per kernel (on the first ``process`` domain) with a fresh
 ``exec`` of the interpreter. It imports sipkernel and the modules the kernel
-asks to preload, then waits. Each ``Fork`` request becomes a child that is
-already warm, so a domain is ready in a few milliseconds (Chrome's zygote).
+asks to preload, then waits (Chrome's zygote).
+
+It keeps one **spare** child forked ahead of time: a child that has already
+paid for what a fresh fork costs here (copy-on-write faults as Python touches
+its heap, an event loop for ``async def`` processes) and waits for a control
+socket. A ``Fork`` request hands the socket to the spare, answers at once, and
+only then forks the next spare, so a domain's start pays for none of that.
 
 Lifetimes: the zygote exits when the kernel's socket closes (the kernel
 exited, even by SIGKILL), killing its children first; every child also has
@@ -26,13 +31,166 @@ import sys
 import traceback
 
 from .._core import _wire
+from .._core._codec import codec_for
+from .._core._contract import Contract
 from .._core._kernel import NESTED_ENV
 from . import _zygote_protocol as proto
 from ._child import serve
+from ._runner import LoopThread
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 PR_SET_PDEATHSIG = 1
+
+
+class _Spare:
+    """A forked child waiting, on its own socket, to become a domain."""
+
+    def __init__(self, pid: int, sock: socket.socket) -> None:
+        self.pid = pid
+        self.sock = sock
+
+
+class Zygote:
+    """The zygote's state: its socket to the kernel, its children, its spare."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.pid = os.getpid()
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.children: set[int] = set()  # every child, spare or domain
+        self.domains: set[int] = set()  # the children the kernel knows about
+        self.spare: _Spare | None = None
+
+    def run(self) -> None:
+        signal.set_wakeup_fd(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        poller.register(self.wake_r, select.POLLIN)
+        self.spare = self._fork_spare()
+        try:
+            while True:
+                for fd, _ in poller.poll():
+                    if fd == self.wake_r:
+                        _drain(self.wake_r)
+                        self._reap()
+                    elif not self._serve_one():
+                        return
+        finally:
+            _kill_all(self.children)
+
+    # -- requests ----------------------------------------------------------------------
+
+    def _serve_one(self) -> bool:
+        try:
+            request = proto.recv_request(self.sock)
+        except _wire.PeerVanished:
+            return False  # the kernel is gone
+        if request is None:
+            return True
+        message, fds = request
+        if isinstance(message, proto.Fork):
+            try:
+                pid = self._start_domain(message, fds[0])
+            finally:
+                _close_all(fds)  # before any fork: no other child may hold a domain's socket
+            proto.send(self.sock, proto.Forked(message.request, pid))
+        else:
+            _close_all(fds)
+            if self.spare is not None:  # it predates the script: replace it
+                self._retire(self.spare)
+            proto.send(self.sock, proto.MainLoaded(message.request, _load_main(message.path)))
+        if self.spare is None:
+            self.spare = self._fork_spare()  # after the answer: off the start's path
+        return True
+
+    def _start_domain(self, request: proto.Fork, ctl_fd: int) -> int:
+        spare, self.spare = self.spare, None
+        if spare is not None:
+            try:
+                _apply_limits(spare.pid, request.rlimits)
+                proto.send(spare.sock, request, [ctl_fd])
+                pid = spare.pid
+            except (_wire.PeerVanished, OSError):
+                pid = self._fork_domain(request, ctl_fd)  # the spare died: fork one now
+            spare.sock.close()
+        else:
+            pid = self._fork_domain(request, ctl_fd)
+        self.domains.add(pid)
+        return pid
+
+    # -- forking -----------------------------------------------------------------------
+
+    def _fork_domain(self, request: proto.Fork, ctl_fd: int) -> int:
+        pid = os.fork()
+        if pid:
+            self.children.add(pid)
+            _apply_limits(pid, request.rlimits)
+            return pid
+        try:  # the child: never returns into the zygote's loop
+            self._detach()
+            _become_domain(request, ctl_fd, None)
+        finally:
+            os._exit(70)
+
+    def _fork_spare(self) -> _Spare:
+        mine, theirs = _wire.new_pair()
+        pid = os.fork()
+        if pid:
+            theirs.close()
+            self.children.add(pid)
+            return _Spare(pid, mine)
+        try:  # the child: warm up, then wait to be told what to become
+            mine.close()
+            self._detach()
+            loop_thread = LoopThread("sipkernel-domain-loop")
+            request = proto.recv_request_blocking(theirs)
+            if request is None:
+                os._exit(0)  # the zygote retired this spare, or died
+            message, fds = request
+            theirs.close()
+            assert isinstance(message, proto.Fork)
+            _become_domain(message, fds[0], loop_thread)
+        finally:
+            os._exit(70)
+
+    def _detach(self) -> None:
+        """In a new child: drop the zygote's duties, die with the zygote."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        self.sock.close()
+        os.close(self.wake_r)
+        os.close(self.wake_w)
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != self.pid:  # the zygote died before the death signal was armed
+            os._exit(1)
+
+    def _retire(self, spare: _Spare) -> None:
+        spare.sock.close()  # it sees end-of-file and exits; _reap collects it
+        self.spare = None
+
+    # -- children that ended -------------------------------------------------------------
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+            if self.spare is not None and pid == self.spare.pid:
+                self.spare.sock.close()
+                self.spare = self._fork_spare()
+            if pid not in self.domains:
+                continue  # a spare the kernel never heard of
+            self.domains.discard(pid)
+            try:
+                proto.send(self.sock, proto.Reaped(pid, status))
+            except _wire.PeerVanished:
+                return
 
 
 def main(argv: list[str]) -> None:
@@ -42,89 +200,18 @@ def main(argv: list[str]) -> None:
     sock = socket.socket(fileno=sock_fd)
     for module in preload:
         __import__(module)
+    _warm_codecs()
     gc.freeze()  # keep the warm heap out of the collector: fewer copy-on-write faults
-    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    children: set[int] = set()
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN)
-    poller.register(wake_r, select.POLLIN)
-    try:
-        while True:
-            for fd, _ in poller.poll():
-                if fd == wake_r:
-                    _drain(wake_r)
-                    _reap(sock, children)
-                elif not _serve_one(sock, children, (wake_r, wake_w)):
-                    return
-    finally:
-        _kill_all(children)
+    Zygote(sock).run()
 
 
-def _serve_one(sock: socket.socket, children: set[int], wake: tuple[int, int]) -> bool:
-    try:
-        request = proto.recv_request(sock)
-    except _wire.PeerVanished:
-        return False  # the kernel is gone
-    if request is None:
-        return True
-    message, fds = request
-    if isinstance(message, proto.Fork):
-        pid = _fork_domain(message, fds[0], sock, wake)
-        children.add(pid)
-        proto.send(sock, proto.Forked(message.request, pid))
-    else:
-        proto.send(sock, proto.MainLoaded(message.request, _load_main(message.path)))
-    for fd in fds:
-        os.close(fd)
-    return True
+def _warm_codecs() -> None:
+    """Build the codec of every contract known so far (they are costly to build)."""
+    for contract in Contract.registered():
+        codec_for(contract)
 
 
-def _load_main(path: str) -> str | None:
-    """Run the kernel's script as ``__mp_main__`` so its functions can be found."""
-    if "__mp_main__" in sys.modules:
-        return None
-    try:
-        namespace = runpy.run_path(path, run_name="__mp_main__")
-    except BaseException as exc:
-        return "".join(traceback.format_exception_only(exc)).strip()
-    module = type(sys)("__mp_main__")
-    module.__dict__.update(namespace)
-    sys.modules["__mp_main__"] = module
-    sys.modules["__main__"] = module
-    return None
-
-
-def _fork_domain(
-    request: proto.Fork, ctl_fd: int, sock: socket.socket, wake: tuple[int, int]
-) -> int:
-    zygote = os.getpid()
-    pid = os.fork()
-    if pid:
-        # Limits are in force before anyone learns the pid (the child sets them too,
-        # before it runs any process: whichever comes first wins, with equal values).
-        for kind, limit in request.rlimits:
-            with contextlib.suppress(ProcessLookupError):
-                resource.prlimit(pid, kind, (limit, limit))
-        return pid
-    try:  # the child: never returns into the zygote's loop
-        _become_domain(request, ctl_fd, zygote, sock, wake)
-    finally:
-        os._exit(70)
-
-
-def _become_domain(
-    request: proto.Fork, ctl_fd: int, zygote: int, sock: socket.socket, wake: tuple[int, int]
-) -> None:
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    sock.close()
-    for fd in wake:
-        os.close(fd)
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != zygote:  # the zygote died before the death signal was armed
-        os._exit(1)
+def _become_domain(request: proto.Fork, ctl_fd: int, loop_thread: LoopThread | None) -> None:
     for kind, limit in request.rlimits:
         resource.setrlimit(kind, (limit, limit))
     if request.fresh_exec:
@@ -133,7 +220,37 @@ def _become_domain(
             sys.executable,
             [sys.executable, "-m", "sipkernel.domains._child", str(ctl_fd)],
         )
-    serve(ctl_fd)
+    serve(ctl_fd, loop_thread)
+
+
+def _apply_limits(pid: int, rlimits: list[tuple[int, int]]) -> None:
+    # Limits are in force before anyone learns the pid (the child sets them too,
+    # before it runs any process: whichever comes first wins, with equal values).
+    for kind, limit in rlimits:
+        with contextlib.suppress(ProcessLookupError):
+            resource.prlimit(pid, kind, (limit, limit))
+
+
+def _load_main(path: str) -> str | None:
+    """Run the kernel's script as ``__mp_main__`` so its functions can be found."""
+    if "__mp_main__" in sys.modules:
+        return None
+    try:
+        namespace = runpy.run_path(path, run_name="__mp_main__")
+    except BaseException as exc:  # reported to the kernel, not raised here
+        return "".join(traceback.format_exception_only(exc)).strip()
+    module = type(sys)("__mp_main__")
+    module.__dict__.update(namespace)
+    sys.modules["__mp_main__"] = module
+    sys.modules["__main__"] = module
+    _warm_codecs()
+    return None
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _drain(fd: int) -> None:
@@ -142,21 +259,6 @@ def _drain(fd: int) -> None:
             pass
     except BlockingIOError:
         pass
-
-
-def _reap(sock: socket.socket, children: set[int]) -> None:
-    while children:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        children.discard(pid)
-        try:
-            proto.send(sock, proto.Reaped(pid, status))
-        except _wire.PeerVanished:
-            return
 
 
 def _kill_all(children: set[int]) -> None:

@@ -62,6 +62,17 @@ def recv_request(sock: socket.socket) -> tuple[ToZygote, list[int]] | None:
     return _to_zygote.decode(record.payload), record.fds
 
 
+def recv_request_blocking(sock: socket.socket) -> tuple[ToZygote, list[int]] | None:
+    """Block for a request (a spare waiting for its assignment); None at end-of-file."""
+    try:
+        record = _wire.recv_record(sock, block=True)
+    except _wire.PeerVanished:
+        return None
+    if record is None:
+        return None
+    return _to_zygote.decode(record.payload), record.fds
+
+
 def recv_reply(sock: socket.socket) -> FromZygote:
     """Block for the zygote's next message."""
     while True:
