@@ -165,7 +165,7 @@ class ProcessRunner:
             self._running[pid] = running
         if is_async:
             loop = self._loop()
-            coro = self._run_async(pid, running, ctx, fn, args)
+            coro = self._run_async(pid, running, fn, args)
             if asyncio_events._get_running_loop() is loop:  # spawned from the loop itself
                 self._create_task(loop, pid, running, coro)
             else:
@@ -173,7 +173,7 @@ class ProcessRunner:
         else:
             thread = threading.Thread(
                 target=self._run_sync,
-                args=(pid, running, ctx, fn, args),
+                args=(pid, running, fn, args),
                 name=f"sipkernel-{name}-{pid}",
                 daemon=True,
             )
@@ -194,14 +194,9 @@ class ProcessRunner:
         running.task = loop.create_task(coro, context=contextvars.Context())
 
     def _run_sync(
-        self,
-        pid: int,
-        running: _Running,
-        ctx: ProcessContext,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
+        self, pid: int, running: _Running, fn: Callable[..., Any], args: tuple[Any, ...]
     ) -> None:
-        set_current(ctx)
+        set_current(running.ctx)
         current_owner.set(running.owner)
         reason = self._call(running, fn, args)
         self._finish(pid, running, reason)
@@ -258,14 +253,9 @@ class ProcessRunner:
                 continue
 
     async def _run_async(
-        self,
-        pid: int,
-        running: _Running,
-        ctx: ProcessContext,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
+        self, pid: int, running: _Running, fn: Callable[..., Any], args: tuple[Any, ...]
     ) -> None:
-        set_current(ctx)
+        set_current(running.ctx)
         current_owner.set(running.owner)
         reason: ExitReason
         try:
