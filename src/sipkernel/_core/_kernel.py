@@ -60,7 +60,13 @@ class Kernel:
 
     Use it as a context manager (``with Kernel() as k:``) or an async one
     (``async with Kernel() as k:``); leaving the block shuts every domain down
-    in order and reclaims their processes, descriptors and memory.
+    in order and reclaims their processes, descriptors and memory. Leaving it
+    by Ctrl-C does the same before the ``KeyboardInterrupt`` goes on: domains
+    ignore SIGINT, so one traceback at most, never one per process.
+
+    >>> with Kernel() as kernel:
+    ...     kernel.processes()
+    ()
     """
 
     def __init__(self, *, preload: Sequence[str] = (), grace: float = DEFAULT_GRACE) -> None:
