@@ -379,10 +379,7 @@ class ContractChecker:
 
     def check_send(self, msg: object) -> None:
         """Advance past sending ``msg``, or raise :class:`ProtocolViolation` if forbidden."""
-        node = self._node.sends.get(type(msg))
-        if node is None:
-            raise self._violation(msg, by_peer=False)
-        self._node = node
+        self.step_send(msg)
 
     def check_receive(self, msg: object) -> None:
         """Advance past receiving ``msg``; a forbidden one raises with ``by_peer=True``."""
@@ -391,17 +388,22 @@ class ContractChecker:
             raise self._violation(msg, by_peer=True)
         self._node = node
 
-    def checkpoint(self) -> object:
-        """An opaque mark of the current state, for :meth:`rewind`."""
-        return self._node
+    def step_send(self, msg: object) -> object:
+        """``check_send``, returning the mark to :meth:`rewind` to if the send fails."""
+        node = self._node
+        target = node.sends.get(type(msg))
+        if target is None:
+            raise self._violation(msg, by_peer=False)
+        self._node = target
+        return node
 
     def rewind(self, mark: object) -> None:
-        """Go back to a state saved by :meth:`checkpoint` (a send that did not happen)."""
+        """Go back to the state :meth:`step_send` returned (a send that did not happen)."""
         if (
             not isinstance(mark, _Node)
             or mark is not self._contract._nodes_for(self._role)[mark.name]
         ):
-            raise ValueError("not a checkpoint of this checker")
+            raise ValueError("not a state mark of this checker")
         self._node = mark
 
     def can_send(self) -> tuple[type, ...]:

@@ -235,11 +235,15 @@ class Endpoint:
                 if core.broken is not None:
                     raise BrokenChannelError(broken_text(core.broken), core.broken)
                 return None
-            if len(peer.inbox) >= peer.capacity:
+            inbox = peer.inbox
+            if len(inbox) >= peer.capacity:
                 if waiter is not None:
                     peer.space_waiters.append(waiter)
                 return False
-            waiters = peer.deliver(entry)
+            inbox.append(entry)
+            waiters = peer.recv_waiters
+            if waiters:
+                peer.recv_waiters = []
         for woken in waiters:
             woken.wake()
         return True
@@ -453,14 +457,11 @@ def _may_spin() -> bool:
 
 def _check_send(core: EndpointCore, message: Any) -> object:
     """Advance the contract for a send; returns the mark to rewind to if it fails."""
-    checker = core.checker
-    mark = checker.checkpoint()
     try:
-        checker.check_send(message)
+        return core.checker.step_send(message)
     except ProtocolViolation as violation:
         core.fail(violation)
         raise
-    return mark
 
 
 def _unsend(core: EndpointCore, mark: object, exc: BaseException) -> None:

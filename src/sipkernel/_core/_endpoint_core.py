@@ -111,12 +111,6 @@ class EndpointCore:
 
     # -- delivery into this end ------------------------------------------------------
 
-    def deliver(self, entry: Entry) -> list[Waiter]:
-        """Append to the inbox (lock held); returns the waiters to wake."""
-        self.inbox.append(entry)
-        waiters, self.recv_waiters = self.recv_waiters, []
-        return waiters
-
     def mark_broken(self, reason: ExitReason) -> list[Waiter]:
         """The peer is gone (lock held); returns the waiters to wake."""
         if self.broken is None:
