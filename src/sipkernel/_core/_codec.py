@@ -30,6 +30,7 @@ import msgspec.inspect
 from . import _wire
 from ._contract import Contract, ContractChecker, Role
 from ._endpoint import Endpoint, EndpointCore, EndpointStatus, Entry
+from ._endpoint_core import UNLIMITED
 from ._errors import ClosedEndpointError, MessageTooLarge, ProtocolViolation, UsageError
 from ._exit import ExitReason
 from ._owner import EndpointOwner
@@ -54,7 +55,7 @@ class TransferRecord(msgspec.Struct, tag="sipkernel.transfer"):
     fd: int
     inbox: list[bytes]
     broken: ExitReason | None = None
-    credit: int = -1
+    credit: int = UNLIMITED
     unacked: int = 0
 
 
