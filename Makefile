@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean system-packages
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +21,13 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff format --check src tests examples
 	$(PY) -m mypy
 
-test: lint
+test: system-packages lint
 	$(PY) -m pytest -q
 	bash .ci/other-pythons
+	bash .ci/unprivileged
+
+system-packages:
+	bash .ci/system-packages
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/sipkernel bench

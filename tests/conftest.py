@@ -31,7 +31,7 @@ if str(TESTS) not in sys.path:  # procs.py must be importable by name everywhere
 SETTLE = 10.0
 """Seconds what a test started may take to go away after it ends."""
 
-DOMAIN_KINDS = ["local", "process"]
+DOMAIN_KINDS = ["local", "process", "sandbox"]
 """Every domain kind the behavioural suite runs against (later rungs add theirs)."""
 
 

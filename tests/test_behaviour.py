@@ -17,6 +17,7 @@ import pytest
 
 import procs
 import sipkernel as sk
+from conftest import DOMAIN_KINDS
 from procs import (
     CARRIER,
     ECHO,
@@ -338,12 +339,12 @@ def test_an_endpoint_moves_into_the_domain(
         assert client.recv(timeout=10) == Pong(n)
 
 
-@pytest.mark.parametrize("destination", ["test", "local", "process"])
+@pytest.mark.parametrize("destination", ["test", *DOMAIN_KINDS])
 def test_an_endpoint_moves_out_of_the_domain(
     kernel: sk.Kernel, domain: sk.Domain, style: str, destination: str
 ) -> None:
     """A process in the domain makes a channel and sends its server end out: to the test
-    itself, or on to a process in a local or a process domain."""
+    itself, or on to a process in a domain of each kind."""
     carrier_in, carrier_out = sk.channel(CARRIER)
     ready, report = procs.report_channel()
     exporter = pick(style, procs.export_server_end, procs.aexport_server_end)
@@ -396,7 +397,7 @@ def test_select_inside_a_process_times_out(
 # -- links, monitors, trapping, names -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("other_kind", ["local", "process"])
+@pytest.mark.parametrize("other_kind", DOMAIN_KINDS)
 def test_links_cross_domains(kernel: sk.Kernel, domain: sk.Domain, other_kind: str) -> None:
     server, _client = sk.channel(ECHO)
     survivor = _ready(kernel, procs.ready_then_block, server, domain=other_kind)

@@ -44,3 +44,15 @@ def test_demo_shows_violation_crash_restart_and_reasons() -> None:
     assert "(signal: SIGKILL)" in out
     assert "the new incarnation answers: total=8" in out
     assert "signal: SIGKILL" in out.split("5. Every exit has a typed reason")[1]
+
+
+@pytest.mark.timeout(150)
+def test_sandbox_example_shows_refusals_and_the_named_kill() -> None:
+    out = _run("sandbox.py")
+    assert "compute 6 * 7            -> ok: 42" in out
+    assert "who am I                 -> ok: uid 1000, pid 1" in out
+    assert "read /etc/shadow         -> refused: FileNotFoundError" in out
+    assert "write /usr/evil          -> refused: OSError: Read-only file system" in out
+    assert "connect to 1.1.1.1:53    -> refused: OSError: Address family not supported" in out
+    assert "call ptrace              -> the plugin is gone" in out
+    assert "plugin exit reason: seccomp violation: ptrace" in out

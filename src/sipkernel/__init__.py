@@ -8,42 +8,42 @@ The public surface is exactly ``__all__``; everything in underscore modules is
 internal.
 """
 
-from . import domains as _domains  # registers the built-in domain kinds
-from ._core._channel import channel
-from ._core._contract import Contract, ContractChecker, Direction, Role, Transition
-from ._core._domain import Domain, DomainHost, domain_kinds, register_domain_kind
-from ._core._endpoint import Endpoint
-from ._core._errors import (
-    BrokenChannelError,
-    ChannelError,
-    ClosedEndpointError,
-    ContractDefinitionError,
-    DomainError,
-    EndpointMovedError,
-    JoinTimeout,
-    KernelClosedError,
-    LinkedExit,
-    MessageTooLarge,
-    NoLiveChannels,
-    NotImportableError,
-    ProcessError,
-    ProcessFailed,
-    ProtocolViolation,
-    ReceiveTimeout,
-    RegistryError,
-    SipkernelError,
-    UnknownDomainError,
-    UsageError,
-)
-from ._core._events import Event, EventBus, EventKind, EventStream
-from ._core._exit import ExitKind, ExitReason
-from ._core._kernel import ExitSignal, Kernel
-from ._core._process import Monitor, ProcessContext, ProcessHandle, current
-from ._core._select import aselect, select
-from ._supervisor import Supervisor
-from ._supervisor_spec import ChildRestart, ChildSpec, Restart, Strategy, SupervisorSpec
+import typing as _typing
 
-del _domains
+if _typing.TYPE_CHECKING:
+    from ._core._channel import channel
+    from ._core._contract import Contract, ContractChecker, Direction, Role, Transition
+    from ._core._domain import Domain, DomainHost, domain_kinds, register_domain_kind
+    from ._core._endpoint import Endpoint
+    from ._core._errors import (
+        BrokenChannelError,
+        ChannelError,
+        ClosedEndpointError,
+        ContractDefinitionError,
+        DomainError,
+        EndpointMovedError,
+        JoinTimeout,
+        KernelClosedError,
+        LinkedExit,
+        MessageTooLarge,
+        NoLiveChannels,
+        NotImportableError,
+        ProcessError,
+        ProcessFailed,
+        ProtocolViolation,
+        ReceiveTimeout,
+        RegistryError,
+        SipkernelError,
+        UnknownDomainError,
+        UsageError,
+    )
+    from ._core._events import Event, EventBus, EventKind, EventStream
+    from ._core._exit import ExitKind, ExitReason
+    from ._core._kernel import ExitSignal, Kernel
+    from ._core._process import Monitor, ProcessContext, ProcessHandle, current
+    from ._core._select import aselect, select
+    from ._supervisor import Supervisor
+    from ._supervisor_spec import ChildRestart, ChildSpec, Restart, Strategy, SupervisorSpec
 
 __version__ = "0.1.0"
 
@@ -102,10 +102,17 @@ __all__ = [
     "select",
 ]
 
-# Public classes and functions say they live here, where users import them from
-# (so tracebacks and exit reasons read ``sipkernel.ProtocolViolation``).
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type) or callable(_obj):
-        _obj.__module__ = __name__
-del _name, _obj
+
+def __getattr__(name: str) -> _typing.Any:
+    """Import the public API on first use (see ``_api``)."""
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import _api
+
+    value = getattr(_api, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -103,29 +103,82 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+# -- sipkernel sandbox ---------------------------------------------------------------------
+
+
+def _add_sandbox(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .sandbox._flags import add_policy_flags
+
+    parser = subparsers.add_parser(
+        "sandbox",
+        help="run any command in a sandbox",
+        description=(
+            "Run CMD in a sandbox: new namespaces, a read-only view of the system, "
+            "no network, a seccomp filter, Landlock, limits. Its stdin, stdout and "
+            "stderr pass through and its exit status is returned; when the sandbox "
+            "ends the command, one line on stderr says why."
+        ),
+        epilog=(
+            "exit status: the command's own; 124 time limit; 125 sandbox set-up failed; "
+            "126 cannot execute; 127 not found; 128+N killed by signal N (137 also for "
+            "the memory limit, 152 CPU time limit, 159 seccomp violation); 130 interrupted."
+        ),
+    )
+    add_policy_flags(parser)
+    parser.add_argument(
+        "--json-status", metavar="FILE", help="write the exit reason, times and peak memory"
+    )
+    parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
+    parser.set_defaults(handler=_sandbox, command_parser=parser)
+
+
+def _sandbox(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ._core._errors import UsageError
+    from .sandbox._command import run_command
+    from .sandbox._errors import SandboxError
+    from .sandbox._flags import policy_from_flags
+
+    argv = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not argv:
+        parser.error("give the command to run after --")
+    try:
+        policy = policy_from_flags(args)
+        return run_command(policy, argv, json_status=args.json_status)
+    except UsageError as exc:
+        parser.error(str(exc))
+    except SandboxError as exc:
+        print(f"sipkernel: {exc}", file=sys.stderr)
+        return 125
+
+
 # -- the entry point ----------------------------------------------------------------------
 
-COMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
-    _add_bench,
-)
+COMMANDS: dict[str, Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = {
+    "bench": _add_bench,
+    "sandbox": _add_sandbox,
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command``, only that subcommand's (each imports what it
+    needs, and ``sipkernel sandbox`` must start fast)."""
     parser = argparse.ArgumentParser(
         prog="sipkernel",
         description="sipkernel: software-isolated processes for Python.",
     )
     parser.add_argument("--version", action="version", version=f"sipkernel {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in COMMANDS:
-        add(subparsers)
+    for name, add in COMMANDS.items():
+        if command in (None, name):
+            add(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (usage errors exit 2 via argparse)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    args = build_parser(command).parse_args(argv)
     args.argv = argv
     handler: Handler = args.handler
     return handler(args, args.command_parser)

@@ -34,7 +34,8 @@ from ._errors import (
     UsageError,
 )
 from ._exit import ExitReason
-from ._process import ProcessKilled, check_killed
+from ._process import ProcessKilled
+from ._process import _current as _current_process_var
 from ._waiter import FutureWaiter, ThreadWaiter, Waiter
 
 if TYPE_CHECKING:
@@ -130,9 +131,11 @@ class Endpoint:
         return self._live()
 
     def _live(self) -> EndpointCore:
-        check_killed()
+        ctx = _process_context()  # check_killed(), inlined: every operation starts here
+        if ctx is not None and ctx.kill_requested:
+            raise ProcessKilled
         core = self._core
-        if core is None or core.status is not EndpointStatus.OPEN:
+        if core is None or core.status is not _OPEN:
             if self._gone is EndpointStatus.MOVED:
                 raise EndpointMovedError("this endpoint was sent away; it is no longer yours")
             raise ClosedEndpointError("this endpoint is closed")
@@ -165,7 +168,7 @@ class Endpoint:
         try:
             if core.peer is not None:
                 entry, undo = core.codec.copy(message)
-                if not self._enqueue(core, entry, None):
+                if not _enqueue(core, entry, None):
                     self._send_local_slow(core, entry, undo, message, timeout)
             else:
                 self._send_socket(core, message, timeout)
@@ -175,12 +178,18 @@ class Endpoint:
 
     async def asend(self, message: Any, timeout: float | None = None) -> None:
         """Awaitable ``send`` for ``async def`` processes."""
-        core = self._live()
-        mark = _check_send(core, message)
+        ctx, core = _process_context(), self._core  # _live(), inlined
+        if (ctx is not None and ctx.kill_requested) or core is None or core.status is not _OPEN:
+            core = self._live()
+        try:
+            mark = core.checker.step_send(message)  # _check_send(), inlined
+        except ProtocolViolation as violation:
+            core.fail(violation)
+            raise
         try:
             if core.peer is not None:
                 entry, undo = core.codec.copy(message)
-                if not self._enqueue(core, entry, None):
+                if not _enqueue(core, entry, None):
                     await self._asend_local_slow(core, entry, undo, message, timeout)
             else:
                 await self._asend_socket(core, message, timeout)
@@ -194,7 +203,7 @@ class Endpoint:
         deadline = _deadline(timeout)
         while True:
             waiter = ThreadWaiter()
-            done = self._enqueue(core, entry, waiter)
+            done = _enqueue(core, entry, waiter)
             if done:
                 return
             if done is None:  # the channel now crosses OS processes
@@ -211,7 +220,7 @@ class Endpoint:
         deadline = _deadline(timeout)
         while True:
             waiter = FutureWaiter()
-            done = self._enqueue(core, entry, waiter)
+            done = _enqueue(core, entry, waiter)
             if done:
                 return
             if done is None:
@@ -223,30 +232,6 @@ class Endpoint:
             except TimeoutError:
                 undo()
                 raise TimeoutError("the peer's queue stayed full") from None
-
-    @staticmethod
-    def _enqueue(core: EndpointCore, entry: Entry, waiter: Waiter | None) -> bool | None:
-        """Put ``entry`` in the peer's inbox: True if done, False if full, None if moved."""
-        with core.lock:
-            if core.status is not EndpointStatus.OPEN:
-                raise ClosedEndpointError("this endpoint was closed while sending")
-            peer = core.peer
-            if peer is None:
-                if core.broken is not None:
-                    raise BrokenChannelError(broken_text(core.broken), core.broken)
-                return None
-            inbox = peer.inbox
-            if len(inbox) >= peer.capacity:
-                if waiter is not None:
-                    peer.space_waiters.append(waiter)
-                return False
-            inbox.append(entry)
-            waiters = peer.recv_waiters
-            if waiters:
-                peer.recv_waiters = []
-        for woken in waiters:
-            woken.wake()
-        return True
 
     def _send_socket(self, core: EndpointCore, message: Any, timeout: float | None) -> None:
         sock = core.socket_or_broken()
@@ -299,23 +284,23 @@ class Endpoint:
         core = self._live()
         if timeout is None and core.sock is not None:
             return self._recv_socket(core)
-        got, message = self._take(core, None, block=False)
-        if got:
+        message = self._take(core, None)
+        if message is not _EMPTY:
             return message
         deadline = _deadline(timeout)
         while True:
             if core.sock is None:
                 waiter = ThreadWaiter()
-                got, message = self._take(core, waiter, block=False)
-                if got:
+                message = self._take(core, waiter)
+                if message is not _EMPTY:
                     return message
                 if not waiter.wait(_remaining(deadline)):
                     self.forget(waiter)
                     raise ReceiveTimeout(f"no message within {timeout} s")
             elif not _wire.wait_fd(core.sock.fileno(), _POLLIN, _remaining(deadline)):
                 raise ReceiveTimeout(f"no message within {timeout} s")
-            got, message = self._take(core, None, block=False)
-            if got:
+            message = self._take(core, None)
+            if message is not _EMPTY:
                 return message
 
     def _recv_socket(self, core: EndpointCore) -> Any:
@@ -331,8 +316,8 @@ class Endpoint:
         if core.spin_ns and _may_spin():
             deadline = time.perf_counter_ns() + core.spin_ns
             while True:
-                got, message = self._take(core, None, block=False)
-                if got:
+                message = self._take(core, None)
+                if message is not _EMPTY:
                     core.spin_ns = SPIN_MAX_NS
                     return message
                 if time.perf_counter_ns() >= deadline:
@@ -340,30 +325,28 @@ class Endpoint:
                     break
                 os.sched_yield()
         started = time.perf_counter_ns()
-        got, message = self._take(core, None, block=True)
+        message = self._take(core, None, True)
         if time.perf_counter_ns() - started < SPIN_MAX_NS:
             core.spin_ns = SPIN_MAX_NS
-        if got:
+        if message is not _EMPTY:
             return message
         return self.recv()  # the channel changed under us (moved or drained): start over
 
     async def arecv(self, timeout: float | None = None) -> Any:
         """Awaitable ``recv`` for ``async def`` processes."""
-        core = self._live()
-        if timeout is None:
-            return await self._await_message(core)
-        try:
-            async with asyncio.timeout(timeout):
-                return await self._await_message(core)
-        except TimeoutError:
-            raise ReceiveTimeout(f"no message within {timeout} s") from None
-
-    async def _await_message(self, core: EndpointCore) -> Any:
+        ctx, core = _process_context(), self._core  # _live(), inlined
+        if (ctx is not None and ctx.kill_requested) or core is None or core.status is not _OPEN:
+            core = self._live()
+        if timeout is not None:
+            return await self._arecv_within(timeout)
         while True:
-            waiter = FutureWaiter()
-            got, message = self._take(core, waiter, block=False)
-            if got:
+            # A waiter (a future) only when no message is there; the take re-checks.
+            waiter = None if core.inbox else FutureWaiter()
+            message = self._take(core, waiter)
+            if message is not _EMPTY:
                 return message
+            if waiter is None:
+                continue
             try:
                 if core.sock is None:
                     await waiter.future
@@ -372,47 +355,57 @@ class Endpoint:
             finally:
                 if not waiter.future.done():
                     self.forget(waiter)
-            got, message = self._take(core, None, block=False)
-            if got:
+            message = self._take(core, None)
+            if message is not _EMPTY:
                 return message
+
+    async def _arecv_within(self, timeout: float) -> Any:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.arecv()
+        except TimeoutError:
+            raise ReceiveTimeout(f"no message within {timeout} s") from None
 
     def poll(self, waiter: Waiter | None) -> tuple[bool, Any]:
         """Take a message if one is ready, else register ``waiter`` (internal).
 
         Raises when nothing can ever arrive (closed here, or broken and drained).
         """
-        return self._take(self._live(), waiter, block=False)
+        message = self._take(self._live(), waiter)
+        return (False, None) if message is _EMPTY else (True, message)
 
-    def _take(self, core: EndpointCore, waiter: Waiter | None, *, block: bool) -> tuple[bool, Any]:
-        woken: list[Waiter] | None = None
-        with core.lock:
+    def _take(self, core: EndpointCore, waiter: Waiter | None, block: bool = False) -> Any:
+        """The next message, checked; or ``_EMPTY``, with ``waiter`` registered if given."""
+        lock = core.lock
+        lock.acquire()  # not ``with``: this is the hottest lock, and ``with`` costs twice as much
+        try:
             if core.status is not _OPEN:
                 self._live()  # raises the right error
             if core.inbox:
                 entry: Entry | None = core.inbox.popleft()
-                space = core.space_waiters  # senders waiting for room in this inbox
-                if space:
-                    woken = space[:]
-                    space.clear()
+                woken = core.space_waiters or None  # senders waiting for room in this inbox
+                if woken is not None:
+                    core.space_waiters = []
             elif core.sock is None:
                 if core.broken is not None:
                     raise BrokenChannelError(broken_text(core.broken), core.broken)
                 if waiter is not None:
                     core.recv_waiters.append(waiter)
-                return False, None
+                return _EMPTY
             else:
-                entry = None
-        if woken:
-            for each in woken:
-                each.wake()
+                entry = woken = None
+        finally:
+            lock.release()
         if entry is None:
             entry = core.read_entry(block=block)
             if entry is None:
-                return False, None
+                return _EMPTY
+        elif woken is not None:
+            _wake_all(woken)
         message = _accept(core, entry)
         if core.sock is not None:
-            core.consumed()
-        return True, message
+            core.consumed()  # it came from the socket (perhaps queued here on the way)
+        return message
 
     def forget(self, waiter: Waiter) -> None:
         """Drop a waiter registered by ``poll`` (internal)."""
@@ -426,6 +419,43 @@ class Endpoint:
 
 _POLLIN = 0x001
 _OPEN = EndpointStatus.OPEN
+_process_context = _current_process_var.get
+"""``current_process()`` without its Python frame: the ContextVar's own getter."""
+_EMPTY: Any = object()
+"""What a take returns when no message is there."""
+
+
+def _enqueue(core: EndpointCore, entry: Entry, waiter: Waiter | None) -> bool | None:
+    """Put ``entry`` in the peer's inbox: True if done, False if full, None if moved."""
+    lock = core.lock
+    lock.acquire()  # not ``with``: the hottest lock, and ``with`` costs twice as much
+    try:
+        peer = core.peer  # never set on an end that is not open
+        if peer is None:
+            if core.status is not _OPEN:
+                raise ClosedEndpointError("this endpoint was closed while sending")
+            if core.broken is not None:
+                raise BrokenChannelError(broken_text(core.broken), core.broken)
+            return None
+        inbox = peer.inbox
+        if len(inbox) >= peer.capacity:
+            if waiter is not None:
+                peer.space_waiters.append(waiter)
+            return False
+        inbox.append(entry)
+        waiters = peer.recv_waiters
+        if waiters:
+            peer.recv_waiters = []
+    finally:
+        lock.release()
+    for woken in waiters:
+        woken.wake()
+    return True
+
+
+def _wake_all(waiters: list[Waiter]) -> None:
+    for waiter in waiters:
+        waiter.wake()
 
 
 def _accept(core: EndpointCore, entry: Entry) -> Any:
@@ -437,11 +467,16 @@ def _accept(core: EndpointCore, entry: Entry) -> Any:
         core.fail(violation)
         raise
     if carried:
-        for endpoint in carried:
-            inner = endpoint._core
-            if inner is not None:
-                inner.set_owner(core.owner)
+        _adopt(core, carried)
     return message
+
+
+def _adopt(core: EndpointCore, carried: list[Endpoint]) -> None:
+    """The endpoints that came inside a message now belong to the receiver's owner."""
+    for endpoint in carried:
+        inner = endpoint._core
+        if inner is not None:
+            inner.set_owner(core.owner)
 
 
 Undo = Callable[[], None]

@@ -31,6 +31,10 @@ class ExitKind(enum.Enum):
     """A channel contract was broken."""
     SHUTDOWN = "shutdown"
     """The kernel (or a supervisor) shut it down in order."""
+    SECCOMP_VIOLATION = "seccomp_violation"
+    """A sandbox made a system call its policy forbids; ``message`` names it."""
+    START_FAILED = "start_failed"
+    """The domain could not be built (the message names the step that failed)."""
 
 
 class ExitReason(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,6 +100,14 @@ class ExitReason(msgspec.Struct, frozen=True, kw_only=True):
     def shutdown(cls, message: str = "shutdown") -> ExitReason:
         return cls(kind=ExitKind.SHUTDOWN, message=message)
 
+    @classmethod
+    def seccomp_violation(cls, syscall: str) -> ExitReason:
+        return cls(kind=ExitKind.SECCOMP_VIOLATION, message=syscall)
+
+    @classmethod
+    def start_failed(cls, message: str) -> ExitReason:
+        return cls(kind=ExitKind.START_FAILED, message=message)
+
     # -- queries ----------------------------------------------------------------
 
     @property
@@ -109,6 +121,8 @@ class ExitReason(msgspec.Struct, frozen=True, kw_only=True):
             return f"exception: {self.exc_type}: {self.message}"
         if self.kind is ExitKind.SIGNAL:
             return f"signal: {self.message}"
+        if self.kind is ExitKind.SECCOMP_VIOLATION:
+            return f"seccomp violation: {self.message}"
         if self.message:
             return f"{self.kind.value}: {self.message}"
         return str(self.kind.value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from . import _memory, _messaging, _spawning
+from . import _memory, _messaging, _sandboxing, _spawning
 from ._harness import Benchmark, BenchResult, Progress, Settings, quiet
 
 QUICK_ROUNDS = 3
@@ -16,6 +16,9 @@ SUITE: tuple[Benchmark, ...] = (
     Benchmark(("spawn_local_first_reply",), _spawning.run_spawn_local),
     Benchmark(("idle_local_async_100k",), _memory.run_idle),
     Benchmark(("process_domain_start",), _spawning.run_process_domain),
+    Benchmark(("sandbox_domain_start",), _sandboxing.run_sandbox_start),
+    Benchmark(("rtt_sandbox",), _sandboxing.run_sandbox_rtt),
+    Benchmark(("sandbox_command_true",), _sandboxing.run_sandbox_command),
 )
 
 BENCHMARK_NAMES: tuple[str, ...] = tuple(name for bench in SUITE for name in bench.names)

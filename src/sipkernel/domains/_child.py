@@ -23,11 +23,12 @@ from .._core._endpoint_core import violation_listeners
 from .._core._errors import ChannelError, ProtocolViolation
 from .._core._exit import ExitReason
 from .._core._process import FunctionRef, current_process
-from ._control import DOMAIN_CONTROL, Exited, Kill, Start, Stop, Violated
+from ._control import DOMAIN_CONTROL, Exited, Kill, LoadScript, Start, Stop, Violated
 from ._runner import LoopThread, ProcessRunner, Report
+from ._script import load_main
 
 
-def serve(ctl_fd: int, loop_thread: LoopThread | None = None) -> None:
+def serve(ctl_fd: int, loop_thread: LoopThread | None = None, kind: str = "process") -> None:
     """Run the domain until stopped; never returns (exits the OS process).
 
     ``loop_thread``, if given, is the event loop (already running) for the
@@ -35,7 +36,7 @@ def serve(ctl_fd: int, loop_thread: LoopThread | None = None) -> None:
     """
     code = 0
     try:
-        _serve(ctl_fd, loop_thread)
+        _serve(ctl_fd, loop_thread, kind)
     except BaseException:
         code = 70
     finally:
@@ -44,7 +45,7 @@ def serve(ctl_fd: int, loop_thread: LoopThread | None = None) -> None:
     os._exit(code)
 
 
-def _serve(ctl_fd: int, premade: LoopThread | None) -> None:
+def _serve(ctl_fd: int, premade: LoopThread | None, kind: str) -> None:
     """The control loop, on the main thread; async processes get a loop thread on demand."""
     ctl = socket_endpoint(DOMAIN_CONTROL, Role.EXPORTER, socket.socket(fileno=ctl_fd))
     send_lock = threading.Lock()
@@ -71,7 +72,7 @@ def _serve(ctl_fd: int, premade: LoopThread | None) -> None:
         return loop_thread[0].loop
 
     limit, _ = resource.getrlimit(resource.RLIMIT_AS)
-    runner = ProcessRunner("process", report, loop, memory_limited=limit != resource.RLIM_INFINITY)
+    runner = ProcessRunner(kind, report, loop, memory_limited=limit != resource.RLIM_INFINITY)
     while True:
         try:
             message = ctl.recv()
@@ -81,6 +82,8 @@ def _serve(ctl_fd: int, premade: LoopThread | None) -> None:
             _start(runner, message, report)
         elif isinstance(message, Kill):
             runner.kill(message.pid, message.reason)
+        elif isinstance(message, LoadScript):
+            load_main(message.path)  # a failure shows as the next Start's import error
         elif isinstance(message, Stop):
             for pid in runner.stop_all(ExitReason.shutdown(), message.grace):
                 report(pid, ExitReason.killed("did not stop within the grace period"))

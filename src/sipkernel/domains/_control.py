@@ -1,7 +1,8 @@
 """The control channel between the kernel and one ``process`` domain.
 
 It is an ordinary sipkernel channel over the domain's socket: the kernel sends
-``Start``/``Kill``/``Stop``; the domain answers ``Exited`` for every process it
+``Start``/``Kill``/``Stop`` (and ``LoadScript`` where the domain must run the
+kernel's script itself); the domain answers ``Exited`` for every process it
 ran. Endpoints handed to a new process ride inside ``Start`` and so move
 directly to the domain.
 """
@@ -31,6 +32,12 @@ class Kill(msgspec.Struct, tag=True):
     reason: ExitReason
 
 
+class LoadScript(msgspec.Struct, tag=True):
+    """Run the kernel's ``__main__`` script here as ``__mp_main__`` (once)."""
+
+    path: str
+
+
 class Stop(msgspec.Struct, tag=True):
     grace: float
 
@@ -50,7 +57,8 @@ class Violated(msgspec.Struct, tag=True):
 
 DOMAIN_CONTROL = Contract(
     "DomainControl",
-    "state Up: Start? -> Up | Kill? -> Up | Stop? -> Up | Exited! -> Up | Violated! -> Up;",
-    [Start, Kill, Stop, Exited, Violated],
+    "state Up: Start? -> Up | Kill? -> Up | LoadScript? -> Up | Stop? -> Up"
+    " | Exited! -> Up | Violated! -> Up;",
+    [Start, Kill, LoadScript, Stop, Exited, Violated],
 )
 """Exporter: the domain. Importer: the kernel. One state; both may always send."""

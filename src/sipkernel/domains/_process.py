@@ -12,8 +12,10 @@ import contextlib
 import os
 import resource
 import signal
+import socket
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .._core import _wire
@@ -52,13 +54,12 @@ class ProcessDomain(Domain):
         memory_limit: int | None = None,
     ) -> None:
         super().__init__(host, name, ephemeral=ephemeral)
-        self._zygote: Zygote = host.shared("process.zygote", lambda: Zygote(host.preload))
         self.memory_limit = memory_limit
-        rlimits = [] if memory_limit is None else [(resource.RLIMIT_AS, memory_limit)]
-        _load_kernel_script(self._zygote)
+        self.fresh_exec = fresh_exec
+        self._zygote = self._get_zygote()
         mine, theirs = _wire.new_pair()
         try:
-            self._forked = self._zygote.fork(theirs, fresh_exec=fresh_exec, rlimits=rlimits)
+            self._forked = self._fork(theirs)
         finally:
             theirs.close()
         self._os_pid: int | None = None
@@ -76,7 +77,28 @@ class ProcessDomain(Domain):
         self._reader.start()
 
     def __repr__(self) -> str:
-        return f"<ProcessDomain {self.name} os_pid={self._os_pid}>"
+        return f"<{type(self).__name__} {self.name} os_pid={self._os_pid}>"
+
+    # -- what a subclass may change ---------------------------------------------------
+
+    def _get_zygote(self) -> Zygote:
+        """The zygote this domain forks from (one per kernel and kind)."""
+        host = self.host
+        zygote: Zygote = host.shared("process.zygote", lambda: Zygote(host.preload))
+        _load_kernel_script(zygote)
+        return zygote
+
+    def _fork(self, ctl: socket.socket) -> Callable[[], int]:
+        """Ask the zygote for the domain's OS process; returns how to get its pid."""
+        limit = self.memory_limit
+        rlimits = [] if limit is None else [(resource.RLIMIT_AS, limit)]
+        return self._zygote.fork(ctl, fresh_exec=self.fresh_exec, rlimits=rlimits)
+
+    def _exit_reason(self, status: int | None) -> ExitReason:
+        """Why the domain's OS process ended, from its wait status (None: it vanished)."""
+        if status is None:
+            return ExitReason.peer_gone("the domain's OS process vanished")
+        return ExitReason.from_wait_status(status)
 
     @property
     def os_pid(self) -> int:
@@ -233,11 +255,7 @@ class ProcessDomain(Domain):
             status = self._zygote.wait_reaped(self.os_pid, REAP_TIMEOUT)
         except DomainError:
             status = None
-        reason = (
-            ExitReason.peer_gone("the domain's OS process vanished")
-            if status is None
-            else ExitReason.from_wait_status(status)
-        )
+        reason = self._exit_reason(status)
         with self._send_lock:
             self.exit_reason = reason
             self._ctl.close()

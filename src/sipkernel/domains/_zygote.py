@@ -28,15 +28,28 @@ class _Pending:
 class Zygote:
     """A warm interpreter that forks domains on request (one per kernel)."""
 
-    def __init__(self, preload: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        preload: tuple[str, ...],
+        *,
+        env: dict[str, str] | None = None,
+        main: str = "sipkernel.domains._zygote_main",
+    ) -> None:
+        """Start a zygote importing sipkernel and ``preload``.
+
+        ``env`` replaces the kernel's environment (a zygote for untrusted code
+        gets a clean one: its children could read whatever it started with);
+        ``main`` is the module that runs the zygote (a domain kind may extend it).
+        """
         mine, theirs = _wire.new_pair()
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        modules = ["sipkernel", *preload]
+        base = os.environ if env is None else env
+        env = dict(base, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        modules = ["sipkernel._api", *preload]
         self._proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "sipkernel.domains._zygote_main",
+                main,
                 str(theirs.fileno()),
                 json.dumps(modules),
             ],
@@ -101,14 +114,23 @@ class Zygote:
         return pending.reply
 
     def fork(
-        self, ctl: socket.socket, *, fresh_exec: bool, rlimits: list[tuple[int, int]]
+        self,
+        ctl: socket.socket,
+        *,
+        fresh_exec: bool = False,
+        rlimits: list[tuple[int, int]] | None = None,
+        payload: bytes | None = None,
+        extra_fds: tuple[socket.socket, ...] = (),
     ) -> Callable[[], int]:
         """Ask for a domain whose control socket is ``ctl``; returns how to get its pid.
 
         The request is only posted: the caller can go on (and even write to the
-        control socket) while the zygote forks.
+        control socket) while the zygote forks. ``payload`` and ``extra_fds``
+        are for a zygote ``main`` that extends the standard one.
         """
-        pending = self._post(proto.Fork(next(self._requests), fresh_exec, rlimits), [ctl.fileno()])
+        request = proto.Fork(next(self._requests), fresh_exec, rlimits or [], payload)
+        fds = [ctl.fileno(), *(sock.fileno() for sock in extra_fds)]
+        pending = self._post(request, fds)
 
         def pid() -> int:
             reply = self._reply(pending)

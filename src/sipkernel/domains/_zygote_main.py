@@ -23,27 +23,28 @@ import gc
 import json
 import os
 import resource
-import runpy
 import select
 import signal
 import socket
 import sys
-import traceback
 
 from .._core import _wire
-from .._core._codec import codec_for
-from .._core._contract import Contract
 from .._core._kernel import NESTED_ENV
 from . import _zygote_protocol as proto
 from ._child import serve
 from ._runner import LoopThread
+from ._script import load_main, warm_codecs
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 PR_SET_PDEATHSIG = 1
 
 
-class _Spare:
+class StartFailed(Exception):
+    """A new domain could not start; the message says why (sent to the kernel)."""
+
+
+class Spare:
     """A forked child waiting, on its own socket, to become a domain."""
 
     def __init__(self, pid: int, sock: socket.socket) -> None:
@@ -54,13 +55,17 @@ class _Spare:
 class Zygote:
     """The zygote's state: its socket to the kernel, its children, its spare."""
 
+    warm_loop = True
+    """Start an event loop in each spare (a subclass whose spares must stay
+    single-threaded, to enter namespaces, turns it off)."""
+
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.pid = os.getpid()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.children: set[int] = set()  # every child, spare or domain
         self.domains: set[int] = set()  # the children the kernel knows about
-        self.spare: _Spare | None = None
+        self.spare: Spare | None = None
 
     def run(self) -> None:
         signal.set_wakeup_fd(self.wake_w)
@@ -91,69 +96,79 @@ class Zygote:
             return True
         message, fds = request
         if isinstance(message, proto.Fork):
+            error = None
             try:
-                pid = self._start_domain(message, fds[0])
+                pid = self._start_domain(message, fds)
+            except StartFailed as exc:
+                pid, error = 0, str(exc)
+            except (OSError, _wire.PeerVanished) as exc:
+                pid, error = 0, f"the new domain failed to start: {exc}"
             finally:
                 _close_all(fds)  # before any fork: no other child may hold a domain's socket
-            proto.send(self.sock, proto.Forked(message.request, pid))
+            proto.send(self.sock, proto.Forked(message.request, pid, error))
         else:
             _close_all(fds)
             if self.spare is not None:  # it predates the script: replace it
                 self._retire(self.spare)
-            proto.send(self.sock, proto.MainLoaded(message.request, _load_main(message.path)))
+            proto.send(self.sock, proto.MainLoaded(message.request, load_main(message.path)))
         if self.spare is None:
             self.spare = self._fork_spare()  # after the answer: off the start's path
         return True
 
-    def _start_domain(self, request: proto.Fork, ctl_fd: int) -> int:
+    def _start_domain(self, request: proto.Fork, fds: list[int]) -> int:
         spare, self.spare = self.spare, None
-        if spare is not None:
-            try:
-                _apply_limits(spare.pid, request.rlimits)
-                proto.send(spare.sock, request, [ctl_fd])
-                pid = spare.pid
-            except (_wire.PeerVanished, OSError):
-                pid = self._fork_domain(request, ctl_fd)  # the spare died: fork one now
+        if spare is None:
+            spare = self._fork_spare()
+        try:
+            _apply_limits(spare.pid, request.rlimits)
+            proto.send(spare.sock, request, fds)
+            self.assigned(spare, request)
+        except (_wire.PeerVanished, OSError, StartFailed):
             spare.sock.close()
-        else:
-            pid = self._fork_domain(request, ctl_fd)
-        self.domains.add(pid)
-        return pid
+            _kill_all({spare.pid})
+            self.children.discard(spare.pid)
+            raise
+        spare.sock.close()
+        self.domains.add(spare.pid)
+        return spare.pid
 
     # -- forking -----------------------------------------------------------------------
 
-    def _fork_domain(self, request: proto.Fork, ctl_fd: int) -> int:
-        pid = os.fork()
-        if pid:
-            self.children.add(pid)
-            _apply_limits(pid, request.rlimits)
-            return pid
-        try:  # the child: never returns into the zygote's loop
-            self._detach()
-            _become_domain(request, ctl_fd, None)
-        finally:
-            os._exit(70)
-
-    def _fork_spare(self) -> _Spare:
+    def _fork_spare(self) -> Spare:
         mine, theirs = _wire.new_pair()
         pid = os.fork()
         if pid:
             theirs.close()
             self.children.add(pid)
-            return _Spare(pid, mine)
+            return Spare(pid, mine)
         try:  # the child: warm up, then wait to be told what to become
             mine.close()
             self._detach()
-            loop_thread = LoopThread("sipkernel-domain-loop")
+            loop_thread = LoopThread("sipkernel-domain-loop") if self.warm_loop else None
             request = proto.recv_request_blocking(theirs)
             if request is None:
                 os._exit(0)  # the zygote retired this spare, or died
             message, fds = request
-            theirs.close()
             assert isinstance(message, proto.Fork)
-            _become_domain(message, fds[0], loop_thread)
+            self.become(message, fds, theirs, loop_thread)
         finally:
             os._exit(70)
+
+    # -- what a subclass may change ----------------------------------------------------
+
+    def assigned(self, spare: Spare, request: proto.Fork) -> None:
+        """The zygote's part after handing ``request`` to ``spare`` (nothing here)."""
+
+    def become(
+        self,
+        request: proto.Fork,
+        fds: list[int],
+        zygote: socket.socket,
+        loop_thread: LoopThread | None,
+    ) -> None:
+        """In the spare: turn into the requested domain (never returns)."""
+        zygote.close()
+        _become_domain(request, fds[0], loop_thread)
 
     def _detach(self) -> None:
         """In a new child: drop the zygote's duties, die with the zygote."""
@@ -166,7 +181,7 @@ class Zygote:
         if os.getppid() != self.pid:  # the zygote died before the death signal was armed
             os._exit(1)
 
-    def _retire(self, spare: _Spare) -> None:
+    def _retire(self, spare: Spare) -> None:
         spare.sock.close()  # it sees end-of-file and exits; _reap collects it
         self.spare = None
 
@@ -193,22 +208,17 @@ class Zygote:
                 return
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], zygote_class: type[Zygote] = Zygote) -> None:
+    """Run a zygote: ``argv`` is the kernel's socket fd and the modules to preload."""
     sock_fd, preload = int(argv[0]), json.loads(argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the kernel's to handle
     os.environ[NESTED_ENV] = "1"
     sock = socket.socket(fileno=sock_fd)
     for module in preload:
         __import__(module)
-    _warm_codecs()
+    warm_codecs()
     gc.freeze()  # keep the warm heap out of the collector: fewer copy-on-write faults
-    Zygote(sock).run()
-
-
-def _warm_codecs() -> None:
-    """Build the codec of every contract known so far (they are costly to build)."""
-    for contract in Contract.registered():
-        codec_for(contract)
+    zygote_class(sock).run()
 
 
 def _become_domain(request: proto.Fork, ctl_fd: int, loop_thread: LoopThread | None) -> None:
@@ -229,22 +239,6 @@ def _apply_limits(pid: int, rlimits: list[tuple[int, int]]) -> None:
     for kind, limit in rlimits:
         with contextlib.suppress(ProcessLookupError):
             resource.prlimit(pid, kind, (limit, limit))
-
-
-def _load_main(path: str) -> str | None:
-    """Run the kernel's script as ``__mp_main__`` so its functions can be found."""
-    if "__mp_main__" in sys.modules:
-        return None
-    try:
-        namespace = runpy.run_path(path, run_name="__mp_main__")
-    except BaseException as exc:  # reported to the kernel, not raised here
-        return "".join(traceback.format_exception_only(exc)).strip()
-    module = type(sys)("__mp_main__")
-    module.__dict__.update(namespace)
-    sys.modules["__mp_main__"] = module
-    sys.modules["__main__"] = module
-    _warm_codecs()
-    return None
 
 
 def _close_all(fds: list[int]) -> None:

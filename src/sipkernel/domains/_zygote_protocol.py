@@ -10,11 +10,16 @@ from .._core import _wire
 
 
 class Fork(msgspec.Struct, tag=True):
-    """Fork a new domain; its control socket rides along as SCM_RIGHTS."""
+    """Fork a new domain; its control socket rides along as SCM_RIGHTS.
+
+    ``payload`` is opaque data for a zygote that extends this one (a domain
+    kind of its own), and more descriptors may follow the control socket.
+    """
 
     request: int
     fresh_exec: bool = False
     rlimits: list[tuple[int, int]] = []
+    payload: bytes | None = None
 
 
 class LoadMain(msgspec.Struct, tag=True):

@@ -1,0 +1,462 @@
+"""The seccomp-BPF layer of the sandbox: a denylist that shrinks the kernel's attack surface.
+
+The namespaces and Landlock are the sandbox's first layer: they decide what the
+sandboxed code can see and touch. This layer keeps it away from the parts of the
+kernel it has no business calling (other processes' memory, mounts, namespaces,
+kernel modules, the keyring, eBPF, io_uring, ...). Like Docker's default profile
+it is a denylist: every call not listed is allowed, since an allowlist would
+break ordinary Python code for little gain once the namespaces are in place.
+
+What a dangerous call does depends on :attr:`SyscallPolicy.on_violation`:
+
+* ``"kill"`` with a listener: the kernel holds the call and reports it to a
+  supervisor (seccomp user notification), whose :class:`ViolationWatcher` names
+  it; the supervisor kills the sandbox, and the call fails with EPERM meanwhile;
+* ``"kill"`` without a listener (or in an exported program): the kernel kills
+  the process at once, and the exit is an unnamed SIGSYS;
+* ``"errno"``: the call fails with EPERM.
+
+Some calls are never violations: ``clone3`` always fails with ENOSYS (its flags
+are in memory, out of the filter's reach; glibc and CPython fall back to
+``clone``, whose flags are checked), ``personality`` fails with EPERM for
+anything but a query or ``PER_LINUX``, and ``socket``/``socketpair`` fail with
+EAFNOSUPPORT outside :attr:`SyscallPolicy.socket_families`.
+
+libseccomp (through pyseccomp) builds the filter for the native architecture
+only; a call made through another ABI (``int 0x80``, x32) kills the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import functools
+import itertools
+import logging
+import os
+import re
+import select
+import socket
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any, Final, Literal, NamedTuple
+
+import msgspec
+import pyseccomp  # type: ignore[import-untyped]
+
+from .._core._errors import UsageError
+
+log = logging.getLogger("sipkernel.sandbox")
+
+DANGEROUS_SYSCALLS: Final = (
+    # Reading, writing or stealing from other processes.
+    "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
+    # Changing the mount table or the root directory.
+    "mount", "umount2", "pivot_root", "chroot", "mount_setattr", "move_mount", "open_tree",
+    "fsopen", "fsconfig", "fsmount", "fspick",
+    # Entering or making namespaces (clone with namespace flags is a rule below).
+    "unshare", "setns",
+    # Large subsystems with a long record of exploitable bugs.
+    "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
+    "io_uring_register",
+    # The kernel keyring, which namespaces do not separate.
+    "keyctl", "add_key", "request_key",
+    # Loading code into the kernel, or replacing it.
+    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+    # State of the whole machine: power, swap, accounting, quotas, the kernel log, clocks.
+    "reboot", "swapon", "swapoff", "acct", "quotactl", "syslog",
+    "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
+    # Opening files by handle, which bypasses path checks (and Landlock).
+    "open_by_handle_at", "name_to_handle_at",
+    # Raw I/O ports, hanging up the terminal, an obsolete profiling hook.
+    "iopl", "ioperm", "vhangup", "lookup_dcookie",
+)  # fmt: skip
+"""Calls the sandbox never needs; :attr:`SyscallPolicy.allow` may remove some."""
+
+ALLOWABLE: Final = frozenset((*DANGEROUS_SYSCALLS, "clone", "ioctl", "personality"))
+"""What ``allow`` may name: the set above and the calls with argument rules
+(``"clone"`` lifts the namespace-flag rule and the ``clone3`` ENOSYS together)."""
+
+SOCKET_FAMILIES: Final[Mapping[str, int]] = {
+    "unix": socket.AF_UNIX,
+    "inet": socket.AF_INET,
+    "inet6": socket.AF_INET6,
+    "netlink": socket.AF_NETLINK,
+    "packet": socket.AF_PACKET,
+}
+"""The address families a policy may name."""
+
+# CLONE_NEW{NS,CGROUP,UTS,IPC,USER,PID,NET}, and CLONE_NEWTIME, which clone() reads
+# as part of the exit signal: no real signal sets it, so denying it costs nothing.
+_NAMESPACE_FLAGS: Final = (
+    0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000, 0x80,
+)  # fmt: skip
+_TTY_REQUESTS: Final = (0x5412, 0x541C)  # TIOCSTI (types into a terminal), TIOCLINUX
+_LOW32: Final = 0xFFFFFFFF  # ioctl requests and personalities are 32-bit; registers are not
+_NAME = re.compile(r"[a-z_][a-z0-9_]*\Z")
+
+
+class SyscallPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The seccomp section of a sandbox policy; names are checked when it is made."""
+
+    deny_extra: tuple[str, ...] = ()
+    """More system calls to treat as dangerous."""
+    allow: tuple[str, ...] = ()
+    """Calls to remove from the dangerous set (see ``ALLOWABLE``), for users who insist."""
+    socket_families: tuple[str, ...] = ("unix",)
+    """Address families ``socket``/``socketpair`` may use; others get EAFNOSUPPORT."""
+    allow_exec: bool = True
+    """When False, ``execve`` and ``execveat`` are dangerous calls too."""
+    on_violation: Literal["kill", "errno"] = "kill"
+    """``kill``: the sandbox dies and the call is named; ``errno``: the call fails (EPERM)."""
+
+    def __post_init__(self) -> None:
+        _check_syscalls("deny_extra", self.deny_extra)
+        _check_syscalls("allow", self.allow)
+        if extra := sorted(set(self.allow) - ALLOWABLE):
+            raise UsageError(f"allow: not in the default dangerous set: {', '.join(extra)}")
+        if both := sorted(set(self.allow) & set(self.deny_extra)):
+            raise UsageError(f"both allowed and denied: {', '.join(both)}")
+        _check_tuple("socket_families", self.socket_families)
+        if unknown := sorted(set(self.socket_families) - SOCKET_FAMILIES.keys()):
+            known = ", ".join(SOCKET_FAMILIES)
+            raise UsageError(f"unknown socket families {unknown} (known: {known})")
+        if self.on_violation not in ("kill", "errno"):
+            raise UsageError(f'on_violation must be "kill" or "errno", not {self.on_violation!r}')
+
+
+def _check_tuple(field: str, value: object) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(item, str) for item in value):
+        raise UsageError(f"{field} must be a tuple of names, not {value!r}")
+
+
+def _check_syscalls(field: str, names: tuple[str, ...]) -> None:
+    _check_tuple(field, names)
+    for name in names:
+        if not _NAME.match(name) or -100 < syscall_number(name) < 0:
+            raise UsageError(f"{field}: unknown system call {name!r}")
+
+
+def syscall_number(name: str) -> int:
+    """The number of system call ``name`` on this machine's architecture.
+
+    -1 for a name libseccomp does not know; below -100 (a "pseudo" number, which
+    rules ignore) for one it knows that this architecture lacks.
+    """
+    return int(pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name))
+
+
+def syscall_name(number: int) -> str:
+    """The name of system call ``number`` on this machine's architecture (``syscall#N`` if none)."""
+    try:
+        name = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, number)
+    except ValueError:
+        return f"syscall#{number}"
+    return bytes(name).decode()
+
+
+# -- the rules ---------------------------------------------------------------------------------
+
+_Cmp = tuple[int, int, int, int]
+"""One argument comparison as libseccomp takes it: (argument, operator, datum_a, datum_b)."""
+
+
+class _Rule(NamedTuple):
+    action: int
+    syscall: str
+    args: tuple[_Cmp, ...] = ()  # all must hold; one per argument at most
+
+
+def _masked(arg: int, mask: int, value: int) -> tuple[_Cmp]:
+    return ((arg, pyseccomp.MASKED_EQ, mask, value),)
+
+
+def _rules(policy: SyscallPolicy, action: int) -> Iterator[_Rule]:
+    """Every rule of ``policy``'s filter, dangerous calls getting ``action``."""
+    dangerous = {*DANGEROUS_SYSCALLS, *policy.deny_extra}
+    if not policy.allow_exec:
+        dangerous |= {"execve", "execveat"}
+    dangerous -= set(policy.allow)
+    yield from (_Rule(action, name) for name in sorted(dangerous))
+    lifted = dangerous | set(policy.allow)  # a call denied or allowed whole has no argument rules
+    if "clone" not in lifted:
+        yield from (_Rule(action, "clone", _masked(0, flag, flag)) for flag in _NAMESPACE_FLAGS)
+    if not lifted & {"clone", "clone3"}:
+        yield _Rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
+    if "ioctl" not in lifted:
+        yield from (_Rule(action, "ioctl", _masked(1, _LOW32, req)) for req in _TTY_REQUESTS)
+    if "personality" not in lifted:
+        yield from _personality_rules()
+    families = sorted({SOCKET_FAMILIES[name] for name in policy.socket_families})
+    for call in ("socket", "socketpair"):
+        if call not in lifted:
+            yield from _family_rules(call, families)
+
+
+def _personality_rules() -> Iterator[_Rule]:
+    # Rules are OR-ed, with one comparison per argument each. "Neither 0 (PER_LINUX) nor
+    # 0xFFFFFFFF (the query)" is "some bit is 0 and the next one, cyclically, is 1".
+    for bit in range(32):
+        after = 1 << (bit + 1) % 32
+        yield _Rule(
+            pyseccomp.ERRNO(errno.EPERM), "personality", _masked(0, 1 << bit | after, after)
+        )
+
+
+def _family_rules(call: str, families: list[int]) -> Iterator[_Rule]:
+    deny = pyseccomp.ERRNO(errno.EAFNOSUPPORT)
+    if not families:
+        yield _Rule(deny, call)
+        return
+    # 64-bit bounds: a family with stray high bits fails (closed) instead of passing.
+    yield _Rule(deny, call, ((0, pyseccomp.LT, families[0], 0),))
+    yield _Rule(deny, call, ((0, pyseccomp.GT, families[-1], 0),))
+    for low, high in itertools.pairwise(families):
+        yield from (_Rule(deny, call, _masked(0, _LOW32, f)) for f in range(low + 1, high))
+
+
+def _build(policy: SyscallPolicy, *, notify: bool) -> Any:
+    """A pyseccomp filter for ``policy``; ``notify``: report dangerous calls to a listener."""
+    if policy.on_violation == "errno":
+        action = pyseccomp.ERRNO(errno.EPERM)
+    else:
+        action = pyseccomp.NOTIFY if notify else pyseccomp.KILL_PROCESS
+    flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+    flt.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.KILL_PROCESS)  # int 0x80, x32
+    flt.set_attr(pyseccomp.Attr.CTL_NNP, 1)  # no_new_privs: set-uid programs gain nothing
+    flt.set_attr(pyseccomp.Attr.CTL_TSYNC, 1)  # every thread, not only the caller
+    for rule in _rules(policy, action):
+        number = syscall_number(rule.syscall)
+        if number >= 0:  # else no such call on this architecture
+            flt.add_rule(rule.action, number, *(pyseccomp.Arg(*cmp) for cmp in rule.args))
+    return flt
+
+
+# -- installing and exporting ------------------------------------------------------------------
+
+
+def install(policy: SyscallPolicy, *, listener: bool) -> int | None:
+    """Load ``policy``'s filter into the calling process (all its threads); returns the listener.
+
+    With ``listener`` and ``on_violation="kill"``, dangerous calls are held and
+    reported on the returned descriptor (a seccomp listener, close-on-exec), to
+    be sent to a supervisor (SCM_RIGHTS) and given to a :class:`ViolationWatcher`.
+    Otherwise the result is None: dangerous calls kill the process at once
+    (SIGSYS, unnamed), or with ``on_violation="errno"`` fail with EPERM.
+
+    Security: the caller MUST close its copy of the listener before any
+    untrusted code runs. A sandboxed process holding its own listener could
+    answer its own notifications and so let any dangerous call through.
+
+    Also sets no_new_privs. The filter stays for the life of the process and
+    of its children. The kernel allows one listener per chain of filters: a
+    process whose filters already have one gets OSError here.
+    """
+    notify = listener and policy.on_violation == "kill"
+    flt = _build(policy, notify=notify)
+    flt.load()
+    return _listener_fd(flt) if notify else None
+
+
+def export_bpf(policy: SyscallPolicy, target: str | os.PathLike[str] | IO[bytes]) -> None:
+    """Write ``policy``'s filter as a raw BPF program (for ``bwrap --seccomp FD`` and the like).
+
+    ``target`` is a path or an open binary file. Such a program has no listener,
+    so with ``on_violation="kill"`` dangerous calls kill the process (SIGSYS).
+    """
+    flt = _build(policy, notify=False)
+    if isinstance(target, str | os.PathLike):
+        with open(target, "wb") as file:
+            flt.export_bpf(file)
+    else:
+        target.flush()  # libseccomp writes to the descriptor: buffered bytes go first
+        flt.export_bpf(target)
+
+
+def _listener_fd(flt: Any) -> int:
+    # libseccomp keeps the listener of the filter it loaded and hands it out through
+    # seccomp_notify_fd(ctx), which wants a valid filter context; pyseccomp (0.1.x) has
+    # no public way to it and keeps the context in its private ``_filter``. This is
+    # the one place that reads it.
+    fd = int(_libseccomp().seccomp_notify_fd(ctypes.c_void_p(flt._filter)))
+    if fd < 0:
+        raise OSError(-fd, f"no seccomp listener: {os.strerror(-fd)}")
+    return fd
+
+
+# -- the supervisor's side ---------------------------------------------------------------------
+
+
+class _Notif(ctypes.Structure):
+    """``struct seccomp_notif``, with its ``struct seccomp_data`` inlined (same layout)."""
+
+    _fields_ = (
+        ("id", ctypes.c_uint64),
+        ("pid", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("nr", ctypes.c_int),
+        ("arch", ctypes.c_uint32),
+        ("instruction_pointer", ctypes.c_uint64),
+        ("args", ctypes.c_uint64 * 6),
+    )
+
+
+class _Resp(ctypes.Structure):
+    """``struct seccomp_notif_resp``."""
+
+    _fields_ = (
+        ("id", ctypes.c_uint64),
+        ("val", ctypes.c_int64),
+        ("error", ctypes.c_int32),
+        ("flags", ctypes.c_uint32),
+    )
+
+
+@functools.cache
+def _libseccomp() -> ctypes.CDLL:
+    """libseccomp with errno kept: the library pyseccomp loaded (same soname, same state)."""
+    lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    lib.seccomp_notify_fd.argtypes = (ctypes.c_void_p,)
+    lib.seccomp_notify_receive.argtypes = (ctypes.c_int, ctypes.POINTER(_Notif))
+    lib.seccomp_notify_respond.argtypes = (ctypes.c_int, ctypes.POINTER(_Resp))
+    # libseccomp 2.5 refuses receive/respond (EOPNOTSUPP) in a process that has not
+    # probed the kernel for user notification; asking for the API level probes it.
+    lib.seccomp_api_get()
+    return lib
+
+
+def _call(function: Any, *args: object) -> int:
+    """Call a libseccomp function (again if interrupted); 0, or the errno it failed with."""
+    while True:
+        ctypes.set_errno(0)
+        rc = int(function(*args))
+        failed = 0 if rc >= 0 else ctypes.get_errno() or -rc
+        if failed != errno.EINTR:
+            return failed
+
+
+class Violation(msgspec.Struct, frozen=True):
+    """A dangerous system call a sandboxed task attempted."""
+
+    syscall: str
+    """Its name, e.g. ``"ptrace"``."""
+    number: int
+    """Its number on this architecture."""
+    pid: int
+    """The task that made it, as the supervisor sees it (0 if out of its sight)."""
+    args: tuple[int, ...]
+    """The six raw argument registers."""
+
+
+class ViolationWatcher:
+    """Names the dangerous calls reported on a seccomp listener, from a daemon thread.
+
+    Owns ``fd``. For each report it calls ``on_violation(violation)`` (expected to
+    kill the sandbox; exceptions are logged), then fails the call with EPERM so
+    the task is not stuck if the kill is slow. When no filtered task is left (the
+    last one has exited) the thread ends by itself; :meth:`close` ends it sooner.
+    Either way it closes ``fd``, and held or later calls fail with ENOSYS.
+    """
+
+    def __init__(self, fd: int, on_violation: Callable[[Violation], None]) -> None:
+        self._fd = fd
+        self._on_violation = on_violation
+        self._lock = threading.Lock()
+        self._open = True  # only the thread closes the descriptors, under the lock
+        try:
+            _libseccomp()
+            self._wake = os.eventfd(0, os.EFD_CLOEXEC)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._thread = threading.Thread(
+            target=self._run, name="sipkernel-seccomp-watcher", daemon=True
+        )
+        try:
+            self._thread.start()
+        except BaseException:
+            self._release()
+            raise
+
+    def __enter__(self) -> ViolationWatcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop watching and close the listener; idempotent. Waits for a running callback."""
+        with self._lock:
+            if self._open:
+                os.eventfd_write(self._wake, 1)
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end (no filtered task left, or closed); True if it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException:  # a thread of ours never raises out
+            log.exception("seccomp: the violation watcher failed")
+        finally:
+            self._release()
+
+    def _serve(self) -> None:
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
+        poller.register(self._wake, select.POLLIN)
+        while True:
+            ready = dict(poller.poll())
+            if self._wake in ready:
+                return
+            events = ready.get(self._fd, 0)
+            if events & select.POLLIN:
+                if not self._handle_one():
+                    return
+            elif events:  # POLLHUP: no task uses the filter any more (or POLLERR, POLLNVAL)
+                return
+
+    def _handle_one(self) -> bool:
+        """Receive, report and answer one notification; False to give up."""
+        lib = _libseccomp()
+        notif = _Notif()  # zeroed, as the kernel wants
+        failed = _call(lib.seccomp_notify_receive, self._fd, ctypes.byref(notif))
+        if failed == errno.ENOENT:
+            return True  # the task died before we looked
+        if failed:
+            log.error("seccomp: cannot receive a notification: %s", os.strerror(failed))
+            return False
+        violation = _violation(notif)
+        log.info("seccomp: task %d attempted %s", violation.pid, violation.syscall)
+        try:
+            self._on_violation(violation)
+        except Exception:
+            log.exception("seccomp: the violation callback failed")
+        response = _Resp(id=notif.id, val=0, error=-errno.EPERM, flags=0)
+        failed = _call(lib.seccomp_notify_respond, self._fd, ctypes.byref(response))
+        if failed and failed != errno.ENOENT:  # ENOENT: the task is gone, as it should be
+            log.warning("seccomp: cannot answer a notification: %s", os.strerror(failed))
+        return True
+
+    def _release(self) -> None:
+        with self._lock:
+            if self._open:
+                self._open = False
+                for fd in (self._fd, self._wake):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+
+
+def _violation(notif: _Notif) -> Violation:
+    number = int(notif.nr)
+    return Violation(
+        syscall=syscall_name(number),
+        number=number,
+        pid=int(notif.pid),
+        args=tuple(int(arg) for arg in notif.args),
+    )
