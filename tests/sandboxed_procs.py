@@ -92,3 +92,9 @@ def hog_memory(report: sk.Endpoint) -> None:
         chunk = bytearray(16 << 20)
         chunk[::4096] = b"x" * len(chunk[::4096])
         hoard.append(chunk)
+
+
+def burn_cpu(report: sk.Endpoint) -> None:
+    report.send(Report(text="ready"))
+    while True:
+        pass

@@ -110,9 +110,17 @@ def test_json_status_of_a_normal_exit(tmp_path: Path) -> None:
 
 
 def test_exec_of_another_program_is_refused_without_allow_exec() -> None:
-    result = run("--", "sh", "-c", "ls /usr > /dev/null && echo ran-ls")
-    assert "ran-ls" not in result.stdout
-    assert result.returncode != 0
+    result = run("--", "sh", "-c", "echo started; ls /usr > /dev/null && echo ran-ls")
+    assert result.stdout == "started\n"
+    assert result.returncode == 159
+    assert "sipkernel: killed: seccomp violation: execve" in result.stderr
+
+
+def test_exec_through_the_dynamic_loader_is_refused_too() -> None:
+    code = "import os; os.execv('/lib64/ld-linux-x86-64.so.2', ['ld.so', '/usr/bin/true'])"
+    result = run("--", sys.executable, "-I", "-S", "-c", code)
+    assert result.returncode == 159
+    assert "sipkernel: killed: seccomp violation: execve" in result.stderr
 
 
 def test_allow_exec_lets_the_command_start_programs() -> None:
@@ -147,3 +155,20 @@ def test_usage_error_without_a_command() -> None:
 def test_bad_flag_values_exit_2(flag: str) -> None:
     result = run(flag, "nonsense", "--", "true")
     assert result.returncode == 2
+
+
+def test_a_grant_through_a_symlink_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "secret").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "secret")
+    result = run("--ro", str(tmp_path / "link"), "--", "true")
+    assert result.returncode == 2
+    assert "leads through a symlink" in result.stderr
+
+
+def test_the_command_may_live_inside_a_granted_directory(tmp_path: Path) -> None:
+    os.chmod(tmp_path, 0o755)
+    program = tmp_path / "prog"
+    program.write_text("#!/bin/sh\necho from the grant\n")
+    program.chmod(0o755)
+    result = run("--ro", str(tmp_path), "--", str(program))
+    assert (result.returncode, result.stdout) == (0, "from the grant\n"), result.stderr

@@ -146,3 +146,25 @@ def test_a_refused_namespace_is_a_clear_error(kernel: sk.Kernel) -> None:
     else:
         with pytest.raises(SandboxUnavailable, match="namespaces other than user need root"):
             kernel.domain("sandbox", policy=policy)
+
+
+def test_the_cpu_time_limit_is_a_typed_exit(kernel: sk.Kernel) -> None:
+    box = kernel.domain("sandbox", policy=Policy.from_dict({"limits": {"cpu_seconds": 1}}))
+    results, report = procs.report_channel()
+    handle = kernel.spawn(sp.burn_cpu, report, domain=box)
+    assert results.recv(timeout=30).text == "ready"
+    reason = handle.join(30)
+    assert (reason.kind, reason.message) == (sk.ExitKind.LIMIT, "cpu time limit 1 s")
+
+
+def test_without_a_cgroup_a_violation_still_ends_the_whole_sandbox(kernel: sk.Kernel) -> None:
+    """With no cgroup to kill, the kill goes to the keeper; pid 1 dies with it, and the
+    violating call never returns meanwhile."""
+    policy = Policy.from_dict({"limits": {"memory": None, "pids": None}})
+    box = kernel.domain("sandbox", policy=policy)
+    results, report = procs.report_channel()
+    handle = kernel.spawn(sp.probe_ptrace, report, domain=box)
+    assert results.recv(timeout=30).text == "trying"
+    assert handle.join(30).kind is sk.ExitKind.SECCOMP_VIOLATION
+    with pytest.raises(sk.BrokenChannelError):
+        results.recv(timeout=30)

@@ -508,3 +508,15 @@ def test_the_exported_program_kills_foreign_abis(tmp_path: Path) -> None:
     assert any(op == jge and k == x32_bit for op, _, _, k in code)  # x32 numbers: bad arch
     # Only the bad-arch action kills: dangerous calls get EPERM in "errno" mode.
     assert [k for op, _, _, k in code if op == ret and k == kill_process] == [kill_process]
+
+
+def test_exec_once_goes_with_exec_denied_and_a_kill() -> None:
+    with pytest.raises(UsageError, match="exec_once goes with allow_exec=False"):
+        SyscallPolicy(exec_once=True)
+    with pytest.raises(UsageError, match="exec_once goes with allow_exec=False"):
+        SyscallPolicy(allow_exec=False, exec_once=True, on_violation="errno")
+
+
+def test_exec_once_needs_a_listener() -> None:
+    with pytest.raises(UsageError, match="exec_once needs a listener"):
+        install(SyscallPolicy(allow_exec=False, exec_once=True), listener=False)

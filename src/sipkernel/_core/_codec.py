@@ -294,18 +294,14 @@ class MessageCodec:
         try:
             return self.decoder.decode(payload)
         except msgspec.ValidationError as exc:
-            raise ProtocolViolation(
-                f"contract {self.contract.name}: malformed message: {exc}",
-                contract=self.contract.name,
-                by_peer=by_peer,
-            ) from exc
+            raise self._malformed(exc, by_peer) from exc
 
-    def _shareable(self, message: Any) -> bool:
-        """Whether ``message`` may be passed as it is (see ``_fields_ok``)."""
-        check = self.plain.get(type(message))
-        if check is not None and check(message):
-            return True
-        return self._fields_ok(message)
+    def _malformed(self, exc: msgspec.ValidationError, by_peer: bool) -> ProtocolViolation:
+        return ProtocolViolation(
+            f"contract {self.contract.name}: malformed message: {exc}",
+            contract=self.contract.name,
+            by_peer=by_peer,
+        )
 
     def _fields_ok(self, message: Any) -> bool:
         """True for a frozen flat message whose fields have their declared types.
@@ -347,15 +343,18 @@ class MessageCodec:
                 raise
         return (copy, transfer.adopted or None), transfer.undo
 
-    def encode_for_socket(
-        self, message: Any
-    ) -> tuple[bytes, list[int], Callable[[], None], Callable[[], None]]:
-        """Payload and descriptors for the socket; then ``done()`` or ``undo()``."""
+    def encode_for_socket(self, message: Any) -> tuple[bytes, list[int], _Transfer | None]:
+        """Payload and descriptors for the socket, and the endpoints moving with them.
+
+        Those (if any) are on their way out: ``finish_export()`` once the
+        payload is sent, ``undo()`` if it is not.
+        """
         if not self.carries_endpoints:
             payload = self._encode(message)
-            if not self._shareable(message):
+            check = self.plain.get(type(message))  # _shareable(), inlined
+            if (check is None or not check(message)) and not self._fields_ok(message):
                 self._decode(payload, by_peer=False)  # checks every field, raises precisely
-            return payload, _NO_FDS, _nothing, _nothing
+            return payload, _NO_FDS, None
         with _Transfer(_EXPORT) as transfer:
             try:
                 payload = self._encode(message)
@@ -364,12 +363,15 @@ class MessageCodec:
             except BaseException:
                 transfer.undo()
                 raise
-        return payload, transfer.fds, transfer.finish_export, transfer.undo
+        return payload, transfer.fds, transfer
 
     def decode_from_socket(self, payload: bytes, fds: list[int]) -> Entry:
         """Decode a received message, adopting the endpoints it carries."""
         if not fds and not self.carries_endpoints:
-            return self._decode(payload, by_peer=True), None
+            try:  # _decode(), inlined
+                return self.decoder.decode(payload), None
+            except msgspec.ValidationError as exc:
+                raise self._malformed(exc, True) from exc
         with _Transfer(_IMPORT, fds) as transfer:
             try:
                 message = self._decode(payload, by_peer=True)

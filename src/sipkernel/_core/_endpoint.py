@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,9 @@ from ._process import _current as _current_process_var
 from ._waiter import FutureWaiter, ThreadWaiter, Waiter
 
 if TYPE_CHECKING:
+    import socket
+
+    from ._codec import _Transfer
     from ._contract import Contract, Role
 
 __all__ = ["Endpoint", "EndpointCore", "EndpointStatus", "Entry", "await_any"]
@@ -163,8 +167,14 @@ class Endpoint:
         the peer is gone, ``MessageTooLarge`` and ``TimeoutError`` as their names
         say; after those two the endpoint is as it was before the call.
         """
-        core = self._live()
-        mark = _check_send(core, message)
+        ctx, core = _process_context(), self._core  # _live(), inlined
+        if (ctx is not None and ctx.kill_requested) or core is None or core.status is not _OPEN:
+            core = self._live()
+        try:
+            mark = core.checker.step_send(message)  # the rewind mark if the send fails
+        except ProtocolViolation as violation:
+            core.fail(violation)
+            raise
         try:
             if core.peer is not None:
                 entry, undo = core.codec.copy(message)
@@ -182,7 +192,7 @@ class Endpoint:
         if (ctx is not None and ctx.kill_requested) or core is None or core.status is not _OPEN:
             core = self._live()
         try:
-            mark = core.checker.step_send(message)  # _check_send(), inlined
+            mark = core.checker.step_send(message)  # the rewind mark if the send fails
         except ProtocolViolation as violation:
             core.fail(violation)
             raise
@@ -234,24 +244,39 @@ class Endpoint:
                 raise TimeoutError("the peer's queue stayed full") from None
 
     def _send_socket(self, core: EndpointCore, message: Any, timeout: float | None) -> None:
-        sock = core.socket_or_broken()
-        deadline = _deadline(timeout)
-        while not core.take_credit():  # the peer's queue is full: wait for its credit
+        sock = core.sock or core.socket_or_broken()
+        deadline = None if timeout is None else _deadline(timeout)
+        if core.credit > 0:  # room in the peer's queue (UNLIMITED is negative)
+            core.credit -= 1
+        elif core.credit == 0:
+            self._wait_for_credit(core, sock, deadline)
+        payload, fds, transfer = core.codec.encode_for_socket(message)
+        write = core.write_lock
+        try:
+            write.acquire()
+            try:
+                _wire.send_message(
+                    sock, payload, fds, None if deadline is None else _remaining(deadline)
+                )
+            finally:
+                write.release()
+        except _wire.PeerVanished:
+            _give_back(transfer)
+            raise core.vanished() from None
+        except BaseException:
+            _give_back(transfer)
+            core.give_back_credit()
+            raise
+        if transfer is not None:
+            transfer.finish_export()
+
+    @staticmethod
+    def _wait_for_credit(core: EndpointCore, sock: socket.socket, deadline: float | None) -> None:
+        """The peer's queue is full: wait for its credit, then take one."""
+        while not core.take_credit():
             if not _wire.wait_fd(sock.fileno(), _POLLIN, _remaining(deadline)):
                 raise TimeoutError("the peer's queue stayed full")
             core.absorb()
-        payload, fds, done, undo = core.codec.encode_for_socket(message)
-        try:
-            with core.write_lock:
-                _wire.send_message(sock, payload, fds, _remaining(deadline))
-        except _wire.PeerVanished:
-            undo()
-            raise core.vanished() from None
-        except BaseException:
-            undo()
-            core.give_back_credit()
-            raise
-        done()
 
     async def _asend_socket(self, core: EndpointCore, message: Any, timeout: float | None) -> None:
         sock = core.socket_or_broken()
@@ -259,18 +284,19 @@ class Endpoint:
             while not core.take_credit():
                 await await_any([core], FutureWaiter())
                 core.absorb()
-        payload, fds, done, undo = core.codec.encode_for_socket(message)
+        payload, fds, transfer = core.codec.encode_for_socket(message)
         try:
             async with asyncio.timeout(timeout):
                 await _wire.async_send_message(sock, payload, fds)
         except _wire.PeerVanished:
-            undo()
+            _give_back(transfer)
             raise core.vanished() from None
         except BaseException:
-            undo()
+            _give_back(transfer)
             core.give_back_credit()
             raise
-        done()
+        if transfer is not None:
+            transfer.finish_export()
 
     # -- receiving --------------------------------------------------------------------
 
@@ -281,7 +307,9 @@ class Endpoint:
         every message it sent has been received) or ``ProtocolViolation``
         (``by_peer=True``: the peer sent what the contract forbids).
         """
-        core = self._live()
+        ctx, core = _process_context(), self._core  # _live(), inlined
+        if (ctx is not None and ctx.kill_requested) or core is None or core.status is not _OPEN:
+            core = self._live()
         if timeout is None and core.sock is not None:
             return self._recv_socket(core)
         message = self._take(core, None)
@@ -313,20 +341,21 @@ class Endpoint:
         after each fruitless spin and returns to the maximum after a spin that
         caught a message, or a blocking wait short enough that it would have.
         """
-        if core.spin_ns and _may_spin():
-            deadline = time.perf_counter_ns() + core.spin_ns
+        now = time.perf_counter_ns()
+        if core.spin_ns and _may_spin(now):
+            deadline = now + core.spin_ns
             while True:
                 message = self._take(core, None)
                 if message is not _EMPTY:
                     core.spin_ns = SPIN_MAX_NS
                     return message
-                if time.perf_counter_ns() >= deadline:
+                now = time.perf_counter_ns()
+                if now >= deadline:
                     core.spin_ns //= 2
                     break
                 os.sched_yield()
-        started = time.perf_counter_ns()
         message = self._take(core, None, True)
-        if time.perf_counter_ns() - started < SPIN_MAX_NS:
+        if time.perf_counter_ns() - now < SPIN_MAX_NS:
             core.spin_ns = SPIN_MAX_NS
         if message is not _EMPTY:
             return message
@@ -352,9 +381,9 @@ class Endpoint:
                     await waiter.future
                 else:
                     await await_any([core], waiter)
-            finally:
-                if not waiter.future.done():
-                    self.forget(waiter)
+            except BaseException:  # cancelled (a timeout, a kill): not waiting any more
+                self.forget(waiter)  # (whoever woke it has already let go of it)
+                raise
             message = self._take(core, None)
             if message is not _EMPTY:
                 return message
@@ -482,21 +511,24 @@ def _adopt(core: EndpointCore, carried: list[Endpoint]) -> None:
 Undo = Callable[[], None]
 
 
-def _may_spin() -> bool:
+def _may_spin(now_ns: int) -> bool:
     """Spinning only pays when the peer can run on another CPU at the same time.
 
     Confined to one CPU, a spinning receiver only delays the sender it waits for.
+    The answer is the calling thread's CPU affinity, a system call: it is kept
+    per thread and asked again after ``AFFINITY_RECHECK_NS``.
     """
-    return len(os.sched_getaffinity(0)) > 1
+    cache = _affinity
+    if now_ns < getattr(cache, "until", 0):
+        return cache.may_spin  # type: ignore[no-any-return]
+    cache.may_spin = len(os.sched_getaffinity(0)) > 1
+    cache.until = now_ns + AFFINITY_RECHECK_NS
+    return cache.may_spin  # type: ignore[no-any-return]
 
 
-def _check_send(core: EndpointCore, message: Any) -> object:
-    """Advance the contract for a send; returns the mark to rewind to if it fails."""
-    try:
-        return core.checker.step_send(message)
-    except ProtocolViolation as violation:
-        core.fail(violation)
-        raise
+AFFINITY_RECHECK_NS = 100_000_000
+"""How long a thread's CPU affinity is taken as known (0.1 s): it changes rarely."""
+_affinity = threading.local()
 
 
 def _unsend(core: EndpointCore, mark: object, exc: BaseException) -> None:
@@ -529,6 +561,12 @@ def _deadline(timeout: float | None) -> float | None:
     if timeout < 0:
         raise UsageError(f"timeout must be >= 0, not {timeout}")
     return time.monotonic() + timeout
+
+
+def _give_back(transfer: _Transfer | None) -> None:
+    """A send over the socket failed: the endpoints it carried stay here."""
+    if transfer is not None:
+        transfer.undo()
 
 
 def _remaining(deadline: float | None) -> float | None:

@@ -15,7 +15,7 @@ import enum
 import socket
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import _wire
 from ._errors import BrokenChannelError, ProtocolViolation
@@ -219,26 +219,38 @@ class EndpointCore:
             raise self.vanished() from None
 
     def _next_entry(self, *, block: bool) -> Entry | None:
+        codec = self.codec
         while True:
             sock = self.sock
             if sock is None:
                 return None
-            record = _wire.recv_record(sock, block=block, fds=self.codec.carries_endpoints)
-            if record is None:
-                return None
-            if record.kind == _wire.KIND_CREDIT:
-                self.credit += _credit_count(record.payload)
+            if codec.carries_endpoints:
+                record = _wire.recv_record(sock, block=block)
+                if record is None:
+                    return None
+                kind, payload, fds = record.kind, record.payload, record.fds
+            else:  # the hot path: no Record, no descriptors
+                data = _wire.recv_plain(sock, block=block)
+                if data is None:
+                    return None
+                kind, payload, fds = data[0], data[1:], _NO_FDS
+            if kind == _KIND_CREDIT:
+                self.credit += _credit_count(payload)
                 continue
-            if record.kind == _wire.KIND_CLOSE:
-                reason = self.codec.decode_reason(record.payload)
-                with self.lock:
-                    _wake_all(self.mark_broken(reason))
-                raise BrokenChannelError(broken_text(reason), reason)
+            if kind == _KIND_CLOSE:
+                self._closed_by_peer(payload)
             try:
-                return self.codec.decode_from_socket(record.payload, record.fds)
+                return codec.decode_from_socket(payload, fds)
             except ProtocolViolation as violation:
                 self.fail(violation)
                 raise
+
+    def _closed_by_peer(self, payload: bytes) -> NoReturn:
+        """The peer's close record: remember its reason and raise it."""
+        reason = self.codec.decode_reason(payload)
+        with self.lock:
+            _wake_all(self.mark_broken(reason))
+        raise BrokenChannelError(broken_text(reason), reason)
 
     # -- flow control over a socket (the capacity, in messages) ---------------------------
 
@@ -270,7 +282,11 @@ class EndpointCore:
         if self.credit == UNLIMITED or self.sock is None:
             return
         self.unacked += 1
-        if self.unacked < max(1, self.capacity // 2):
+        if self.unacked >= (self.capacity // 2 or 1):
+            self._send_credit()
+
+    def _send_credit(self) -> None:
+        if self.sock is None:
             return
         record = bytes((_wire.KIND_CREDIT,)) + str(self.unacked).encode()
         try:
@@ -279,6 +295,11 @@ class EndpointCore:
         except (_wire.PeerVanished, TimeoutError, OSError):
             return  # keep counting: the next message taken tries again
         self.unacked = 0
+
+
+_KIND_CREDIT = _wire.KIND_CREDIT
+_KIND_CLOSE = _wire.KIND_CLOSE
+_NO_FDS: list[int] = []
 
 
 def _credit_count(payload: bytes) -> int:

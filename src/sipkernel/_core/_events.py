@@ -33,6 +33,8 @@ class EventKind(enum.Enum):
     DOMAIN_STARTED = "domain_started"
     DOMAIN_EXITED = "domain_exited"
     SUPERVISOR_GAVE_UP = "supervisor_gave_up"
+    ACCESS_REFUSED = "access_refused"
+    """A capability service refused a request (an audit line: who asked for what)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Event:
 _LEVELS = {
     EventKind.EXITED: logging.INFO,
     EventKind.CONTRACT_VIOLATION: logging.WARNING,
+    EventKind.ACCESS_REFUSED: logging.WARNING,
     EventKind.SUPERVISOR_GAVE_UP: logging.ERROR,
 }
 

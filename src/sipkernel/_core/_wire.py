@@ -23,6 +23,7 @@ import os
 import select
 import socket
 import time
+from collections.abc import Callable
 from typing import Final
 
 FRAGMENT: Final = 60 * 1024
@@ -146,6 +147,30 @@ def recv_record(sock: socket.socket, *, block: bool, fds: bool = True) -> Record
         return None
     if first.kind != KIND_PARTIAL:
         return first
+    return _rest_of(sock, first, read)
+
+
+def recv_plain(sock: socket.socket, *, block: bool) -> bytes | None:
+    """``recv_record(..., fds=False)`` as one ``bytes``: the kind byte, then the payload.
+
+    The hot path of an endpoint whose messages carry no descriptors: one
+    ``recv`` and no ``Record`` for a message of one fragment.
+    """
+    try:
+        data = sock.recv(_RECV_SIZE, 0 if block else _DONTWAIT)
+    except OSError as exc:
+        _nothing_or_vanished(exc)
+        return None
+    if not data:
+        raise PeerVanished
+    if data[0] != KIND_PARTIAL:
+        return data
+    whole = _rest_of(sock, Record(KIND_PARTIAL, data[1:], _NO_FDS), _recv_one_plain)
+    return bytes((whole.kind,)) + whole.payload
+
+
+def _rest_of(sock: socket.socket, first: Record, read: _Reader) -> Record:
+    """Read the fragments that follow ``first`` (blocking: they are sent back to back)."""
     parts = [first.payload]
     while True:
         nxt = read(sock, 0)
@@ -182,7 +207,7 @@ def _recv_one(sock: socket.socket, flags: int) -> Record | None:
 
 def _recv_one_plain(sock: socket.socket, flags: int) -> Record | None:
     try:
-        data = sock.recv(FRAGMENT + 1, flags)
+        data = sock.recv(_RECV_SIZE, flags)
     except OSError as exc:
         _nothing_or_vanished(exc)
         return None
@@ -201,6 +226,8 @@ def _nothing_or_vanished(exc: OSError) -> None:
 
 
 _NO_FDS: list[int] = []
+_RECV_SIZE: Final = FRAGMENT + 1
+_Reader = Callable[[socket.socket, int], Record | None]
 
 
 # -- asyncio side ----------------------------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import sys
@@ -131,7 +132,9 @@ def run(policy: Policy, argv: list[str]) -> CommandResult:
             raise
         sandbox.await_ready(report[0])
         status, usage, interrupted = _wait(sandbox, pid)
-        result = CommandResult(sandbox.reason(status), status, time.monotonic() - start, usage)
+        cpu = usage.ru_utime + usage.ru_stime
+        reason = sandbox.reason(status, cpu_seconds=cpu)
+        result = CommandResult(reason, status, time.monotonic() - start, usage)
         result.interrupted = interrupted
         result.peak_memory = sandbox.peak_memory() or usage.ru_maxrss * 1024
     finally:
@@ -212,12 +215,15 @@ def _keeper(
 
 
 def _exec(argv: list[str], env: dict[str, str]) -> NoReturn:
+    """Become the command: exactly one ``execve`` (without ``--allow-exec`` the
+    filter lets only the first one through, so the path is found beforehand)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    try:
-        os.execvpe(argv[0], argv, env)
-    except FileNotFoundError:
+    path = shutil.which(argv[0], path=env.get("PATH")) if "/" not in argv[0] else argv[0]
+    if path is None or not os.path.exists(path):
         print(f"sipkernel: {argv[0]}: command not found in the sandbox", file=sys.stderr)
         os._exit(EXIT_NOT_FOUND)
+    try:
+        os.execve(path, argv, env)
     except OSError as exc:
         print(f"sipkernel: {argv[0]}: cannot execute: {exc.strerror}", file=sys.stderr)
         os._exit(EXIT_CANNOT_EXECUTE)

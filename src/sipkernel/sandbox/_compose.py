@@ -50,7 +50,7 @@ def compose(policy: Policy, *, command: str | None = None) -> Composed:
         hostname=policy.hostname,
         new_pid=policy.namespaces.pid,
         new_uts=policy.namespaces.uts,
-        loopback=policy.network == "loopback",
+        loopback=policy.network == "loopback" and policy.namespaces.net,
         rlimits=rlimits,
         landlock=_landlock_policy(policy, view, exec_targets)
         if policy.filesystem.landlock
@@ -64,7 +64,8 @@ def compose(policy: Policy, *, command: str | None = None) -> Composed:
     syscalls = msgspec.structs.replace(
         syscalls,
         socket_families=tuple(sorted(families)),
-        allow_exec=policy.allow_exec or command is not None,
+        allow_exec=policy.allow_exec,
+        exec_once=command is not None and not policy.allow_exec,  # the command's own start
     )
     identity = policy.identity
     if policy.namespaces.user:

@@ -24,6 +24,7 @@ import contextlib
 import errno
 import os
 import resource
+import select
 import signal
 import socket
 from typing import NoReturn
@@ -185,23 +186,26 @@ def keeper_fork_init(launch: Launch, report: socket.socket, keep: tuple[int, ...
     ``keep`` lists descriptors (besides 0, 1 and 2) that pid 1 keeps open.
     The keeper itself never returns: it waits for pid 1 and exits as it did.
     """
+    alive_r, alive_w = os.pipe()  # end-of-file on alive_r: the keeper is gone
     pid = os.fork()
     if pid == 0:
         try:
-            _become_init(launch, report, keep)
+            os.close(alive_w)
+            _become_init(launch, report, (*keep, alive_r), alive_r)
         except BaseException:
             os._exit(71)
         return
+    os.close(alive_r)
     report.close()
-    _keep(pid)
+    _keep(pid, alive_w)
 
 
-def _keep(child: int) -> NoReturn:
+def _keep(child: int, alive: int) -> NoReturn:
     """Wait for the sandbox's pid 1, then end the same way it did."""
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(signum, signal.SIG_IGN)
     with contextlib.suppress(OSError):
-        _linux.close_fds_except({0, 1, 2})
+        _linux.close_fds_except({0, 1, 2, alive})
     while True:
         try:
             _, status = os.waitpid(child, 0)
@@ -229,10 +233,12 @@ def _exit_like(status: int) -> NoReturn:
 # -- pid 1 --------------------------------------------------------------------------------
 
 
-def _become_init(launch: Launch, report: socket.socket, keep: tuple[int, ...]) -> None:
-    _linux.prctl(_linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+def _become_init(
+    launch: Launch, report: socket.socket, keep: tuple[int, ...], keeper_alive: int
+) -> None:
     try:
         execute(plan(launch.spec, launch.uid, launch.gid))
+        _die_with_the_keeper(keeper_alive)
         _linux.close_fds_except({0, 1, 2, report.fileno(), *keep})
         listener = _seccomp.install(launch.syscalls, listener=True)
     except SandboxSetupError as exc:
@@ -248,6 +254,17 @@ def _become_init(launch: Launch, report: socket.socket, keep: tuple[int, ...]) -
         if listener is not None:
             os.close(listener)  # never left to the code it filters: it could answer itself
         report.close()
+
+
+def _die_with_the_keeper(alive: int) -> None:
+    """Arm the parent-death signal, now that the ids are final (a uid change clears
+    it), then make sure the keeper did not die before it was armed."""
+    _linux.prctl(_linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    poller = select.poll()
+    poller.register(alive, select.POLLIN)
+    if poller.poll(0):  # end-of-file: the keeper is gone, and nobody would kill us
+        os._exit(72)
+    os.close(alive)
 
 
 def _send(sock: socket.socket, message: Report, fds: list[int] | None = None) -> None:

@@ -178,6 +178,8 @@ def _submounts(target: str) -> list[str]:
 
 
 def _make_target(target: str, *, directory: bool) -> None:
+    if os.path.lexists(target):
+        return  # inside an earlier bind (the command beneath a granted directory)
     if directory:
         os.makedirs(target, exist_ok=True)
         return

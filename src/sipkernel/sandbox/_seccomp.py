@@ -94,6 +94,7 @@ _NAMESPACE_FLAGS: Final = (
 )  # fmt: skip
 _TTY_REQUESTS: Final = (0x5412, 0x541C)  # TIOCSTI (types into a terminal), TIOCLINUX
 _LOW32: Final = 0xFFFFFFFF  # ioctl requests and personalities are 32-bit; registers are not
+_USER_NOTIF_FLAG_CONTINUE: Final = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE: run the held call
 _NAME = re.compile(r"[a-z_][a-z0-9_]*\Z")
 
 
@@ -108,6 +109,10 @@ class SyscallPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """Address families ``socket``/``socketpair`` may use; others get EAFNOSUPPORT."""
     allow_exec: bool = True
     """When False, ``execve`` and ``execveat`` are dangerous calls too."""
+    exec_once: bool = False
+    """With ``allow_exec=False``: the first ``execve`` is let through (a command
+    sandbox's own start, by its trusted launcher), every later one is a violation.
+    Needs a listener: the watcher counts."""
     on_violation: Literal["kill", "errno"] = "kill"
     """``kill``: the sandbox dies and the call is named; ``errno``: the call fails (EPERM)."""
 
@@ -122,6 +127,8 @@ class SyscallPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         if unknown := sorted(set(self.socket_families) - SOCKET_FAMILIES.keys()):
             known = ", ".join(SOCKET_FAMILIES)
             raise UsageError(f"unknown socket families {unknown} (known: {known})")
+        if self.exec_once and (self.allow_exec or self.on_violation != "kill"):
+            raise UsageError('exec_once goes with allow_exec=False and on_violation="kill"')
         if self.on_violation not in ("kill", "errno"):
             raise UsageError(f'on_violation must be "kill" or "errno", not {self.on_violation!r}')
 
@@ -254,6 +261,8 @@ def install(policy: SyscallPolicy, *, listener: bool) -> int | None:
     process whose filters already have one gets OSError here.
     """
     notify = listener and policy.on_violation == "kill"
+    if policy.exec_once and not notify:
+        raise UsageError("exec_once needs a listener to let the first execve through")
     flt = _build(policy, notify=notify)
     flt.load()
     return _listener_fd(flt) if notify else None
@@ -352,16 +361,20 @@ class Violation(msgspec.Struct, frozen=True):
 class ViolationWatcher:
     """Names the dangerous calls reported on a seccomp listener, from a daemon thread.
 
-    Owns ``fd``. For each report it calls ``on_violation(violation)`` (expected to
-    kill the sandbox; exceptions are logged), then fails the call with EPERM so
-    the task is not stuck if the kill is slow. When no filtered task is left (the
+    Owns ``fd``. For each report it calls ``on_violation(violation)``, which is
+    expected to kill the sandbox; the call is then never answered, so it cannot
+    return while the kill lands. If the callback raises (logged), the call fails
+    with EPERM instead, so the task is not stuck. When no filtered task is left (the
     last one has exited) the thread ends by itself; :meth:`close` ends it sooner.
     Either way it closes ``fd``, and held or later calls fail with ENOSYS.
     """
 
-    def __init__(self, fd: int, on_violation: Callable[[Violation], None]) -> None:
+    def __init__(
+        self, fd: int, on_violation: Callable[[Violation], None], *, exec_once: bool = False
+    ) -> None:
         self._fd = fd
         self._on_violation = on_violation
+        self._exec_allowed = exec_once  # one execve may pass (see SyscallPolicy.exec_once)
         self._lock = threading.Lock()
         self._open = True  # only the thread closes the descriptors, under the lock
         try:
@@ -432,15 +445,27 @@ class ViolationWatcher:
             log.error("seccomp: cannot receive a notification: %s", os.strerror(failed))
             return False
         violation = _violation(notif)
+        if self._exec_allowed and violation.syscall in ("execve", "execveat"):
+            self._exec_allowed = False  # the launcher's own exec: let it run, once
+            response = _Resp(id=notif.id, val=0, error=0, flags=_USER_NOTIF_FLAG_CONTINUE)
+        elif self._report(violation):
+            return True  # held: the call never returns; the task dies in it
+        else:
+            response = _Resp(id=notif.id, val=0, error=-errno.EPERM, flags=0)
+        failed = _call(lib.seccomp_notify_respond, self._fd, ctypes.byref(response))
+        if failed and failed != errno.ENOENT:  # ENOENT: the task is gone, as it should be
+            log.warning("seccomp: cannot answer a notification: %s", os.strerror(failed))
+        return True
+
+    def _report(self, violation: Violation) -> bool:
+        """Tell the callback; True if it took charge (the call is then never answered:
+        a kill takes a moment to land, and the call must not return meanwhile)."""
         log.info("seccomp: task %d attempted %s", violation.pid, violation.syscall)
         try:
             self._on_violation(violation)
         except Exception:
             log.exception("seccomp: the violation callback failed")
-        response = _Resp(id=notif.id, val=0, error=-errno.EPERM, flags=0)
-        failed = _call(lib.seccomp_notify_respond, self._fd, ctypes.byref(response))
-        if failed and failed != errno.ENOENT:  # ENOENT: the task is gone, as it should be
-            log.warning("seccomp: cannot answer a notification: %s", os.strerror(failed))
+            return False
         return True
 
     def _release(self) -> None:

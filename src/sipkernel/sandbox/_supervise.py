@@ -26,6 +26,8 @@ from ._policy import MiB, Policy
 from ._seccomp import Violation, ViolationWatcher
 
 KEEPER_MAP_TIMEOUT = 10.0
+EXIT_CPU_LIMIT = 128 + signal.SIGXCPU
+"""The exit code of a domain's pid 1 on SIGXCPU (as pid 1 it cannot die of it)."""
 
 
 class Sandbox:
@@ -77,7 +79,9 @@ class Sandbox:
             self.kill()
             return False
         if listener is not None:
-            self._watcher = ViolationWatcher(listener, self._violated)
+            self._watcher = ViolationWatcher(
+                listener, self._violated, exec_once=self.launch.syscalls.exec_once
+            )
         wall = self.policy.limits.wall_seconds
         if wall is not None:
             self._timer = threading.Timer(wall, self._time_up)
@@ -121,8 +125,12 @@ class Sandbox:
 
     # -- why it ended ----------------------------------------------------------------------
 
-    def reason(self, status: int | None) -> ExitReason:
-        """The typed reason for the keeper's wait status (None: it vanished)."""
+    def reason(self, status: int | None, cpu_seconds: float | None = None) -> ExitReason:
+        """The typed reason for the keeper's wait status (None: it vanished).
+
+        ``cpu_seconds`` is the CPU time the sandbox used, where the caller knows it
+        (a ``wait4`` of the keeper); the cgroup's account is used otherwise.
+        """
         if self.setup_error is not None:
             return ExitReason.start_failed(str(self.setup_error))
         if self.violation is not None:
@@ -130,22 +138,38 @@ class Sandbox:
         if self.timed_out:
             wall = self.policy.limits.wall_seconds
             return ExitReason.limit_exceeded("time", f"time limit {wall:g} s")
-        limit = self._limit_hit(status)
+        limit = self._limit_hit(status, cpu_seconds)
         if limit is not None:
             return limit
         if status is None:
             return ExitReason.peer_gone("the sandbox's OS process vanished")
         return ExitReason.from_wait_status(status)
 
-    def _limit_hit(self, status: int | None) -> ExitReason | None:
+    def _limit_hit(self, status: int | None, cpu_seconds: float | None) -> ExitReason | None:
         limits = self.policy.limits
-        killed = status is not None and os.WIFSIGNALED(status)
-        signum = os.WTERMSIG(status) if killed and status is not None else None
         if self.cgroup is not None and limits.memory and self.cgroup.oom_killed():
             return ExitReason.limit_exceeded("memory", f"memory limit {_size(limits.memory)}")
-        if signum == signal.SIGXCPU:
+        if limits.cpu_seconds is not None and self._cpu_limit_hit(status, cpu_seconds):
             return ExitReason.limit_exceeded("cpu", f"cpu time limit {limits.cpu_seconds} s")
         return None
+
+    def _cpu_limit_hit(self, status: int | None, cpu_seconds: float | None) -> bool:
+        """SIGXCPU; or, for a pid 1 (which ignores SIGXCPU), the SIGKILL of the hard
+        limit with the CPU time spent; or the exit code a domain's pid 1 uses."""
+        if status is None:
+            return False
+        if os.WIFEXITED(status):
+            return os.WEXITSTATUS(status) == EXIT_CPU_LIMIT and self.launch.spec.new_pid
+        signum = os.WTERMSIG(status)
+        if signum == signal.SIGXCPU:
+            return True
+        if signum != signal.SIGKILL:
+            return False
+        if cpu_seconds is None and self.cgroup is not None:
+            used = self.cgroup.cpu_time_ns()
+            cpu_seconds = None if used is None else used / 1e9
+        limit = self.policy.limits.cpu_seconds
+        return cpu_seconds is not None and limit is not None and cpu_seconds >= limit
 
     def peak_memory(self) -> int | None:
         return None if self.cgroup is None else self.cgroup.memory_peak()

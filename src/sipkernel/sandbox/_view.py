@@ -33,7 +33,8 @@ class View:
     ) -> None:
         self.symlinks: dict[str, str] = {}
         self.binds: list[Bind] = []
-        self._seen: set[str] = set()
+        self.files = _etc_files(policy)
+        self._seen: set[str] = set(self.files)  # written for the sandbox, never bound
         for path in SYSTEM_DIRS:
             self._add_system(path)
         for path in ETC_FILES:
@@ -45,10 +46,8 @@ class View:
         for path in extra_ro:
             self._add(Bind(source=path))
         for bind in policy.filesystem.all_binds():
-            if not os.path.exists(bind.source):
-                raise UsageError(f"cannot show {bind.source} in the sandbox: it does not exist")
+            _check_grant(bind.source)
             self._add(bind)
-        self.files = _etc_files(policy)
 
     def _add_system(self, path: str) -> None:
         if os.path.islink(path):
@@ -65,6 +64,19 @@ class View:
             return
         self._seen.add(bind.inside)
         self.binds.append(bind)
+
+
+def _check_grant(path: str) -> None:
+    """A granted path must exist and be reached without symlinks: a link planted
+    by earlier sandboxed code in a writable grant must not redirect a later grant."""
+    if not os.path.exists(path):
+        raise UsageError(f"cannot show {path} in the sandbox: it does not exist")
+    real = os.path.realpath(path)
+    if real != os.path.normpath(path):
+        raise UsageError(
+            f"cannot show {path} in the sandbox: it leads through a symlink to {real}; "
+            "grant that path itself"
+        )
 
 
 def python_paths(*, import_path: bool = True) -> list[str]:

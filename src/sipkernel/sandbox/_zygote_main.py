@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import socket
 import sys
 
@@ -22,6 +23,7 @@ from ..domains._child import serve
 from ..domains._runner import LoopThread
 from ..domains._zygote_main import Spare, StartFailed, Zygote, main
 from ._contain import SandboxPayload, keeper_enter, keeper_fork_init, map_keeper
+from ._supervise import EXIT_CPU_LIMIT
 
 MAP_TIMEOUT = 10.0
 """Seconds a spare may take to enter its namespaces before the start fails."""
@@ -69,6 +71,8 @@ class SandboxZygote(Zygote):
         keeper_fork_init(payload.launch, report, keep=(ctl_fd,))
         # pid 1 of the sandbox, built and filtered: only now may the application's
         # code load (its modules as its processes start, its script when sent).
+        # As pid 1 it would ignore SIGXCPU: exit with a code that says so instead.
+        signal.signal(signal.SIGXCPU, lambda *_: os._exit(EXIT_CPU_LIMIT))
         serve(ctl_fd, None, kind="sandbox")
 
 

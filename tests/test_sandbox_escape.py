@@ -1,0 +1,1126 @@
+"""The escape suite: code inside a sandbox tries to get out, and each attempt must fail.
+
+Every attempt asserts *how* it fails: a precise errno seen inside, or a typed
+kill seen outside (``sipkernel: killed: seccomp violation: NAME``, a named
+limit), never merely that nothing crashed. Most attempts run through the
+command (``python -m sipkernel sandbox -- python -I -S -c CODE``); the last
+group runs through the ``sandbox`` domain kind (probes in escape_probes.py).
+
+Attempts that the sandbox refuses without dying are batched: one sandboxed
+interpreter makes a whole table of them and prints one ``name<TAB>outcome``
+line each (``ok <repr>``, ``errno NAME`` or an exception's type), and one
+test per row asserts its outcome. Attempts the seccomp filter kills for get
+a sandbox each.
+
+Outcomes that depend on who runs the suite (root, whose sandbox runs as
+``nobody`` outside, or an unprivileged user, whose sandbox runs as that
+user) or on where the interpreter lives (binds under ``/root`` or ``/home``
+show those directories as empty skeletons) are computed for the case at
+hand, not loosened.
+"""
+
+from __future__ import annotations
+
+import ast
+import fcntl
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from string import Template
+from typing import NamedTuple
+
+import pytest
+
+import escape_probes as ep
+import procs
+import sipkernel as sk
+from sipkernel._core._kernel import NESTED_ENV
+from sipkernel.sandbox import Limits, Policy
+from sipkernel.sandbox._compose import exec_files, sandbox_env
+from sipkernel.sandbox._landlock import abi_version
+from sipkernel.sandbox._seccomp import syscall_number
+from sipkernel.sandbox._view import View
+
+pytestmark = pytest.mark.timeout(120)
+
+# -- running code in a sandbox ---------------------------------------------------------------
+
+SANDBOX = (sys.executable, "-m", "sipkernel", "sandbox")
+PYTHON = (sys.executable, "-I", "-S", "-c")
+KILLED_BY_SECCOMP = 128 + signal.SIGSYS  # 159
+
+PRELUDE = """\
+import ctypes, errno, os, signal, socket, sys
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+def outcome(action):
+    try:
+        result = action()
+    except OSError as exc:
+        return "errno " + errno.errorcode.get(exc.errno, str(exc.errno))
+    except Exception as exc:
+        return type(exc).__name__
+    return "ok " + repr(result)
+
+def report(name, action):
+    print(name, outcome(action), sep="\\t", flush=True)
+
+def syscall(number, *args):
+    function = LIBC["syscall"]
+    function.argtypes = (ctypes.c_long,) + (ctypes.c_ulong,) * len(args)
+    function.restype = ctypes.c_long
+    ctypes.set_errno(0)
+    result = function(number, *args)
+    if result == -1:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    return result
+
+def read(path):
+    with open(path) as f:
+        return f.read(64)
+
+def create(path):
+    with open(path, "x") as f:
+        f.write("planted")
+    return "created"
+
+def users(path):
+    with open(path) as f:
+        return [line.split(":")[0] for line in f]
+"""
+"""Helpers every sandboxed snippet starts with (the sandboxed interpreter has no site)."""
+
+
+class Ran(NamedTuple):
+    status: int
+    stdout: str
+    stderr: str
+
+
+def sandboxed(code: str, *flags: str, **popen: object) -> Ran:
+    """Run ``code`` (after ``PRELUDE``) in ``sipkernel sandbox [flags] -- python -I -S -c``."""
+    return run_command(*flags, "--", *PYTHON, PRELUDE + code, **popen)
+
+
+def run_command(*argv: str, **popen: object) -> Ran:
+    """Run ``sipkernel sandbox ARGV``; its exit status, stdout and stderr."""
+    popen.setdefault("stdin", subprocess.DEVNULL)
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    result = subprocess.run(
+        [*SANDBOX, *argv],
+        text=True,
+        timeout=60,
+        check=False,
+        **popen,  # type: ignore[call-overload]
+    )
+    return Ran(result.returncode, result.stdout or "", result.stderr or "")
+
+
+Survey = dict[str, tuple[str, str]]
+"""``{attempt: (outcome, expected outcome)}`` of one batch."""
+
+
+class Attempt(NamedTuple):
+    """One batched attempt: an expression run inside, and the outcome it must have.
+
+    ``$name`` in either is replaced by the survey's context (as a Python literal
+    in the code, as text in the outcome).
+    """
+
+    code: str
+    expected: str
+    landlock: bool = False
+    """The outcome comes from the Landlock layer (so it needs a kernel with Landlock)."""
+
+
+def survey(
+    attempts: Mapping[str, Attempt],
+    context: Mapping[str, object],
+    *flags: str,
+    helpers: str = "",
+    **popen: object,
+) -> Survey:
+    """Make every attempt in one sandbox (after ``helpers``); ``{name: (outcome, expected)}``."""
+    code_context = {key: repr(value) for key, value in context.items()}
+    text_context = {key: str(value) for key, value in context.items()}
+    lines = [Template(helpers).substitute(code_context)] + [
+        f"report({name!r}, lambda: {Template(attempt.code).substitute(code_context)})"
+        for name, attempt in attempts.items()
+    ]
+    ran = sandboxed("\n".join(lines), *flags, **popen)
+    assert ran.status == 0, ran
+    outcomes = dict(line.split("\t", 1) for line in ran.stdout.splitlines())
+    assert outcomes.keys() == attempts.keys(), ran
+    return {
+        name: (outcomes[name], Template(attempt.expected).substitute(text_context))
+        for name, attempt in attempts.items()
+    }
+
+
+def rows(attempts: Mapping[str, Attempt]) -> list[object]:
+    """Parameters for one test per attempt (those needing Landlock skip without it)."""
+    return [
+        pytest.param(name, marks=NEEDS_LANDLOCK if attempt.landlock else ())
+        for name, attempt in attempts.items()
+    ]
+
+
+def call(name: str, *args: int | str) -> str:
+    """Code that makes system call ``name`` raw (numbers resolved here, for this machine)."""
+    return f"syscall({', '.join(str(a) for a in (syscall_number(name), *args))})"
+
+
+NEEDS_LANDLOCK = pytest.mark.skipif(abi_version() < 1, reason="the kernel has no Landlock")
+RUNNER = os.getpid()
+"""The test runner: the host process the sandbox most wants to reach."""
+
+# What the sandbox's files look like for the case at hand.
+ROOT = os.getuid() == 0
+OUTSIDE_UID = 65534 if ROOT else os.getuid()  # the host uid the sandbox's uid 1000 maps to
+OUTSIDE_GID = 65534 if ROOT else os.getgid()
+COMMAND_VIEW = [
+    bind.inside
+    for bind in View(Policy(), extra_ro=exec_files(sys.executable), import_path=False).binds
+]
+
+
+def skeleton(path: str) -> bool:
+    """Is ``path`` an empty directory inside, only there as a parent of something shown?"""
+    return any(inside.startswith(path.rstrip("/") + "/") for inside in COMMAND_VIEW)
+
+
+def listing_outcome(path: str) -> str:
+    """Listing ``path`` inside: a skeleton's listing is refused (no Landlock rule covers
+    it), anything else of the host's is simply not there."""
+    return "errno EACCES" if skeleton(path) else "errno ENOENT"
+
+
+def write_outcome(path: str) -> str:
+    """Opening a shown file for writing without truncating: the read-only bind refuses
+    it (EROFS) only once the file's permissions would let the sandbox's uid write."""
+    st = os.stat(path)
+    if st.st_uid == OUTSIDE_UID:
+        writable = st.st_mode & stat.S_IWUSR
+    elif st.st_gid == OUTSIDE_GID:
+        writable = st.st_mode & stat.S_IWGRP
+    else:
+        writable = st.st_mode & stat.S_IWOTH
+    return "errno EROFS" if writable else "errno EACCES"
+
+
+def other_home_file() -> str:
+    """A file in a home directory that is not on the sandbox's view (on this host if any)."""
+    homes = sorted(os.listdir("/home")) if os.path.isdir("/home") else []
+    for home in (f"/home/{name}" for name in homes):
+        if skeleton(home) or home in COMMAND_VIEW:
+            continue
+        for name in (".bashrc", ".profile", ".bash_history"):
+            if os.path.exists(f"{home}/{name}"):
+                return f"{home}/{name}"
+    return "/home/sipkernel-escape-nobody/.profile"
+
+
+STDLIB_OS = os.path.realpath(os.__file__)
+SITE_PACKAGES = os.path.realpath(sysconfig.get_paths()["purelib"])
+PYTHON_BINARY = os.path.realpath(sys.executable)
+SANDBOX_USERS = "ok ['root', 'sandbox', 'nobody']"  # the sandbox's own /etc/passwd
+
+# -- files: nothing outside the grant can be read, written, linked or reached -----------------
+
+FILE_ATTEMPTS = {
+    "read /etc/shadow": Attempt("read('/etc/shadow')", "errno ENOENT"),
+    "create /etc/shadow": Attempt("create('/etc/shadow')", "errno EROFS"),
+    "/etc/passwd is the sandbox's": Attempt("users('/etc/passwd')", SANDBOX_USERS),
+    "list /root": Attempt("os.listdir('/root')", listing_outcome("/root"), landlock=True),
+    "read /root/.bashrc": Attempt("read('/root/.bashrc')", "errno ENOENT"),
+    "list /home": Attempt("os.listdir('/home')", listing_outcome("/home"), landlock=True),
+    "read another home": Attempt(f"read({other_home_file()!r})", "errno ENOENT"),
+    "read a file in the host's /tmp": Attempt("read($host_tmp)", "errno ENOENT"),
+    "read the secret beside the grant": Attempt("read($secret)", "errno ENOENT"),
+    "read .. out of the grant": Attempt("read($ro + '/../secret.txt')", "errno ENOENT"),
+    "list .. of the grant": Attempt("sorted(os.listdir($ro + '/..'))", "$parent_listing"),
+    "planted absolute symlink": Attempt("read($rw + '/abs-link')", "errno ENOENT"),
+    "planted relative symlink": Attempt("read($rw + '/rel-link')", "errno ENOENT"),
+    "planted symlink to /etc/shadow": Attempt("read($rw + '/shadow-link')", "errno ENOENT"),
+    "symlink made inside": Attempt(
+        "os.symlink($secret, $rw + '/mine') or read($rw + '/mine')", "errno ENOENT"
+    ),
+    "hard link of a host file": Attempt("os.link($secret, '/tmp/stolen')", "errno ENOENT"),
+    "hard link of a shown file into /tmp": Attempt(
+        f"os.link({PYTHON_BINARY!r}, '/tmp/python')", "errno EXDEV"
+    ),
+    "hard link from the ro grant to the rw grant": Attempt(
+        "os.link($ro + '/data.txt', $rw + '/data.txt')", "errno EXDEV"
+    ),
+    "list /proc/self/root": Attempt("os.listdir('/proc/self/root')", "errno EACCES", landlock=True),
+    "read /proc/self/root/etc/shadow": Attempt(
+        "read('/proc/self/root/etc/shadow')", "errno ENOENT"
+    ),
+    "/proc/1/root/etc/passwd is the sandbox's": Attempt(
+        "users('/proc/1/root/etc/passwd')", SANDBOX_USERS
+    ),
+    "climb above / with ..": Attempt(
+        "[os.chdir('..') for _ in range(8)] and os.getcwd()", "ok '/'"
+    ),
+    "list / through ..": Attempt("os.listdir('/tmp/../..')", "errno EACCES", landlock=True),
+    "create in /usr": Attempt("create('/usr/escape-planted')", "errno EROFS"),
+    "create in the venv's site-packages": Attempt(
+        f"create({SITE_PACKAGES + '/escape_planted.py'!r})", "errno EROFS"
+    ),
+    "create in the interpreter's prefix": Attempt(
+        f"create({os.path.dirname(STDLIB_OS) + '/escape_planted.py'!r})", "errno EROFS"
+    ),
+    "open the stdlib's os.py for writing": Attempt(
+        f"open({STDLIB_OS!r}, 'a').close()", write_outcome(STDLIB_OS)
+    ),
+    "create in the read-only grant": Attempt("create($ro + '/planted')", "errno EROFS"),
+    "/sys is not mounted": Attempt("os.listdir('/sys')", "errno ENOENT"),
+    "read /dev/mem": Attempt("read('/dev/mem')", "errno ENOENT"),
+}
+
+
+@pytest.fixture(scope="module")
+def files_survey(tmp_path_factory: pytest.TempPathFactory) -> Survey:
+    base = tmp_path_factory.mktemp("escape-files")
+    secret = base / "secret.txt"
+    secret.write_text("host secret\n")
+    ro, rw = base / "ro", base / "rw"
+    ro.mkdir(mode=0o755)
+    rw.mkdir()
+    os.chmod(ro, 0o755)
+    os.chmod(rw, 0o777)  # the sandbox's uid may write here
+    (ro / "data.txt").write_text("granted\n")
+    (rw / "abs-link").symlink_to(secret)
+    (rw / "rel-link").symlink_to("../secret.txt")
+    (rw / "shadow-link").symlink_to("/etc/shadow")
+    fd, host_tmp = tempfile.mkstemp(prefix="sipkernel-escape-", dir="/tmp")
+    os.close(fd)
+    # Inside, the grants' parent is an empty skeleton: in the private /tmp (writable,
+    # so listable) when the grants live under /tmp, else in the read-only root.
+    in_tmp = str(base).startswith("/tmp/")
+    context = {
+        "secret": str(secret),
+        "ro": str(ro),
+        "rw": str(rw),
+        "host_tmp": host_tmp,
+        "parent_listing": "ok ['ro', 'rw']" if in_tmp else "errno EACCES",
+    }
+    try:
+        return survey(FILE_ATTEMPTS, context, "--ro", str(ro), "--rw", str(rw))
+    finally:
+        os.unlink(host_tmp)
+
+
+@pytest.mark.parametrize("name", rows(FILE_ATTEMPTS))
+def test_files_outside_the_grant_are_out_of_reach(files_survey: Survey, name: str) -> None:
+    outcome, expected = files_survey[name]
+    assert outcome == expected
+
+
+# -- network: no route out of the sandbox's own network namespace -----------------------------
+
+NETWORK_ATTEMPTS = {
+    "TCP to the host's 127.0.0.1": Attempt(
+        "socket.create_connection(('127.0.0.1', $tcp_port), timeout=5)", "errno EAFNOSUPPORT"
+    ),
+    "UDP to the host's 127.0.0.1": Attempt(
+        "socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', $udp_port))",
+        "errno EAFNOSUPPORT",
+    ),
+    "TCP over IPv6": Attempt(
+        "socket.create_connection(('::1', $tcp_port), timeout=5)", "errno EAFNOSUPPORT"
+    ),
+    "raw packet socket": Attempt(
+        "socket.socket(socket.AF_PACKET, socket.SOCK_RAW)", "errno EAFNOSUPPORT"
+    ),
+    "raw IP socket": Attempt(
+        "socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)",
+        "errno EAFNOSUPPORT",
+    ),
+    "netlink route socket": Attempt(
+        "socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)", "errno EAFNOSUPPORT"
+    ),
+    "kernel crypto socket (AF_ALG)": Attempt(
+        "socket.socket(socket.AF_ALG, socket.SOCK_SEQPACKET)", "errno EAFNOSUPPORT"
+    ),
+    "VM socket (AF_VSOCK)": Attempt("socket.socket(socket.AF_VSOCK)", "errno EAFNOSUPPORT"),
+    "INET socketpair": Attempt("socket.socketpair(socket.AF_INET)", "errno EAFNOSUPPORT"),
+    "AF_INET with junk in the high bits": Attempt(
+        call("socket", socket.AF_INET | 1 << 32, socket.SOCK_STREAM, 0), "errno EAFNOSUPPORT"
+    ),
+    "the host's abstract UNIX socket": Attempt(
+        "socket.socket(socket.AF_UNIX).connect($abstract)", "errno ECONNREFUSED"
+    ),
+    "a host service's UNIX socket path": Attempt(
+        "socket.socket(socket.AF_UNIX).connect($service)", "errno ENOENT"
+    ),
+    "the system D-Bus socket": Attempt(
+        "socket.socket(socket.AF_UNIX).connect('/run/dbus/system_bus_socket')", "errno ENOENT"
+    ),
+    "the syslog socket": Attempt(
+        "socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'x', '/dev/log')",
+        "errno ENOENT",
+    ),
+}
+
+LOOPBACK_ATTEMPTS = {  # --net loopback: IP sockets work, on the sandbox's own loopback only
+    "TCP to the host's 127.0.0.1": Attempt(
+        "socket.create_connection(('127.0.0.1', $tcp_port), timeout=5)", "errno ECONNREFUSED"
+    ),
+    "UDP to the host's 127.0.0.1": Attempt(
+        "socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'escaped', "
+        "('127.0.0.1', $udp_port))",
+        "ok 7",  # sent on the sandbox's own loopback; the test asserts the host got nothing
+    ),
+    "the host's abstract UNIX socket": Attempt(
+        "socket.socket(socket.AF_UNIX).connect($abstract)", "errno ECONNREFUSED"
+    ),
+}
+
+
+class Listeners(NamedTuple):
+    context: dict[str, object]
+    udp: socket.socket
+
+
+@pytest.fixture(scope="module")
+def listeners(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Listeners]:
+    """Host services the sandbox tries to reach: TCP, UDP, abstract and path UNIX sockets."""
+    service = tmp_path_factory.mktemp("escape-net") / "service.sock"
+    tcp = socket.create_server(("127.0.0.1", 0))
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    abstract = socket.socket(socket.AF_UNIX)
+    path = socket.socket(socket.AF_UNIX)
+    try:
+        udp.bind(("127.0.0.1", 0))
+        udp.setblocking(False)
+        address = f"\0sipkernel-escape-{os.getpid()}".encode()
+        abstract.bind(address)
+        abstract.listen()
+        path.bind(str(service))
+        path.listen()
+        yield Listeners(
+            {
+                "tcp_port": tcp.getsockname()[1],
+                "udp_port": udp.getsockname()[1],
+                "abstract": address,
+                "service": str(service),
+            },
+            udp,
+        )
+    finally:
+        for sock in (tcp, udp, abstract, path):
+            sock.close()
+
+
+@pytest.fixture(scope="module")
+def network_survey(listeners: Listeners) -> Survey:
+    return survey(NETWORK_ATTEMPTS, listeners.context)
+
+
+@pytest.fixture(scope="module")
+def loopback_survey(listeners: Listeners) -> Survey:
+    return survey(LOOPBACK_ATTEMPTS, listeners.context, "--net", "loopback")
+
+
+@pytest.mark.parametrize("name", rows(NETWORK_ATTEMPTS))
+def test_no_socket_reaches_the_host(network_survey: Survey, name: str) -> None:
+    outcome, expected = network_survey[name]
+    assert outcome == expected
+
+
+@pytest.mark.parametrize("name", rows(LOOPBACK_ATTEMPTS))
+def test_the_loopback_network_is_the_sandboxs_own(loopback_survey: Survey, name: str) -> None:
+    outcome, expected = loopback_survey[name]
+    assert outcome == expected
+
+
+def test_a_datagram_sent_on_the_sandboxs_loopback_never_arrives(
+    loopback_survey: Survey, listeners: Listeners
+) -> None:
+    assert loopback_survey["UDP to the host's 127.0.0.1"][0] == "ok 7"  # sent, inside
+    with pytest.raises(BlockingIOError):  # and nothing came here
+        listeners.udp.recv(64)
+
+
+# -- other processes: the host's are invisible, and touching any process's memory kills -------
+
+PROCESS_ATTEMPTS = {
+    "list the pids in /proc": Attempt(
+        "sorted(int(p) for p in os.listdir('/proc') if p.isdigit())", "ok [1]"
+    ),
+    "the parent is out of sight": Attempt("os.getppid()", "ok 0"),
+    # (harmless signals: were the walls down, a SIGKILL would take the test run with it)
+    "signal 0 to the runner": Attempt("os.kill($pid, 0)", "errno ESRCH"),
+    "SIGCONT to the runner": Attempt("os.kill($pid, signal.SIGCONT)", "errno ESRCH"),
+    "signal 0 to every process": Attempt("os.kill(-1, 0)", "errno ESRCH"),
+    "the runner's environ": Attempt("read('/proc/$pid/environ')", "errno ENOENT"),
+    "the runner's cmdline": Attempt("read('/proc/$pid/cmdline')", "errno ENOENT"),
+    "the runner's memory": Attempt("open('/proc/$pid/mem', 'rb').read(1)", "errno ENOENT"),
+    "the runner's root": Attempt("os.listdir('/proc/$pid/root')", "errno ENOENT"),
+    "a pidfd of the runner": Attempt("os.pidfd_open($pid)", "errno ESRCH"),
+}
+
+
+@pytest.fixture(scope="module")
+def process_survey() -> Survey:
+    return survey(PROCESS_ATTEMPTS, {"pid": RUNNER})
+
+
+@pytest.mark.parametrize("name", rows(PROCESS_ATTEMPTS))
+def test_host_processes_are_invisible(process_survey: Survey, name: str) -> None:
+    outcome, expected = process_survey[name]
+    assert outcome == expected
+
+
+# -- privilege: no way back to root, no capability, no change to the sandbox itself ----------
+
+PRIVILEGE_HELPERS = """
+import fcntl, struct
+def capset_sys_admin():
+    header = ctypes.create_string_buffer(struct.pack("Ii", 0x20080522, 0))
+    data = ctypes.create_string_buffer(struct.pack("6I", 1 << 21, 1 << 21, 0, 0, 0, 0))
+    return syscall($nr_capset, ctypes.addressof(header), ctypes.addressof(data))
+def raise_nofile():
+    limit = ctypes.create_string_buffer(struct.pack("QQ", 1 << 20, 1 << 20))
+    return syscall($nr_setrlimit, 7, ctypes.addressof(limit))  # RLIMIT_NOFILE
+def sethostname():
+    return syscall($nr_sethostname, ctypes.addressof(ctypes.create_string_buffer(b"host")), 4)
+def own_seccomp_listener():
+    allow = ctypes.create_string_buffer(struct.pack("HBBI", 0x06, 0, 0, 0x7FFF0000))
+    program = ctypes.create_string_buffer(struct.pack("HxxxxxxQ", 1, ctypes.addressof(allow)))
+    return syscall($nr_seccomp, 1, 8, ctypes.addressof(program))  # NEW_LISTENER
+def user_ns_parent():
+    return fcntl.ioctl(os.open("/proc/self/ns/user", os.O_RDONLY), 0xB702)  # NS_GET_PARENT
+"""
+
+PRIVILEGE_ATTEMPTS = {
+    "setuid(0)": Attempt("os.setuid(0)", "errno EPERM"),
+    "setgroups([0])": Attempt("os.setgroups([0])", "errno EPERM"),
+    "rewrite the uid map": Attempt(
+        "open('/proc/self/uid_map', 'w').write('0 0 1\\n')", "errno EACCES", landlock=True
+    ),
+    "capset CAP_SYS_ADMIN": Attempt("capset_sys_admin()", "errno EPERM"),
+    "raise a hard rlimit": Attempt("raise_nofile()", "errno EPERM"),
+    "set the host name": Attempt("sethostname()", "errno EPERM"),
+    "the parent user namespace": Attempt("user_ns_parent()", "errno EPERM"),
+    "a seccomp listener of its own": Attempt("own_seccomp_listener()", "errno EBUSY"),
+    "personality(READ_IMPLIES_EXEC)": Attempt(call("personality", 0x0400000), "errno EPERM"),
+    "clone3 (flags out of the filter's sight)": Attempt(call("clone3", 0, 0), "errno ENOSYS"),
+    "mknod a block device": Attempt(
+        "os.mknod('/tmp/sda', 0o600 | 0o60000, os.makedev(8, 0))", "errno EPERM"
+    ),
+    "open core_pattern for writing": Attempt(  # (and write nothing, should it open)
+        "open('/proc/sys/kernel/core_pattern', 'w').close()", "errno EACCES"
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def privilege_survey() -> Survey:
+    calls = ("capset", "setrlimit", "sethostname", "seccomp")
+    numbers = {f"nr_{name}": syscall_number(name) for name in calls}
+    return survey(PRIVILEGE_ATTEMPTS, numbers, helpers=PRIVILEGE_HELPERS)
+
+
+@pytest.mark.parametrize("name", rows(PRIVILEGE_ATTEMPTS))
+def test_no_privilege_can_be_gained(privilege_survey: Survey, name: str) -> None:
+    outcome, expected = privilege_survey[name]
+    assert outcome == expected
+
+
+# -- the seccomp filter: each dangerous call kills the sandbox and is named -------------------
+
+CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWTIME, SIGCHLD = 0x10000000, 0x40000000, 0x80, 17
+AT_FDCWD = 2**32 - 100
+
+LETHAL = {
+    # id: (the call the kill names, code making it)
+    "ptrace(PTRACE_TRACEME)": ("ptrace", call("ptrace", 0, 0, 0, 0)),
+    "ptrace(PTRACE_ATTACH) to the runner": ("ptrace", call("ptrace", 16, RUNNER, 0, 0)),
+    "process_vm_readv of the runner": ("process_vm_readv", call("process_vm_readv", RUNNER)),
+    "process_vm_writev of the runner": ("process_vm_writev", call("process_vm_writev", RUNNER)),
+    "pidfd_getfd": ("pidfd_getfd", call("pidfd_getfd", "os.pidfd_open(os.getpid())", 0, 0)),
+    "kcmp": ("kcmp", call("kcmp", 1, 1, 0, 0, 0)),
+    "mount": ("mount", call("mount")),
+    "umount2": ("umount2", call("umount2", 0, 2)),
+    "pivot_root": ("pivot_root", call("pivot_root")),
+    "chroot": ("chroot", "os.chroot('/tmp')"),
+    "open_tree": ("open_tree", call("open_tree", AT_FDCWD)),
+    "fsopen": ("fsopen", call("fsopen")),
+    "move_mount": ("move_mount", call("move_mount")),
+    "unshare(CLONE_NEWUSER)": ("unshare", call("unshare", CLONE_NEWUSER)),
+    "setns into a namespace": (
+        "setns",
+        call("setns", "os.open('/proc/self/ns/net', os.O_RDONLY)", 0),
+    ),
+    "clone(CLONE_NEWUSER)": ("clone", call("clone", CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0)),
+    "clone(CLONE_NEWNET)": ("clone", call("clone", CLONE_NEWNET | SIGCHLD, 0, 0, 0, 0)),
+    "clone(CLONE_NEWTIME)": ("clone", call("clone", CLONE_NEWTIME, 0, 0, 0, 0)),
+    "keyctl": ("keyctl", call("keyctl", 0, 2**32 - 3, 0)),
+    "add_key": ("add_key", call("add_key")),
+    "request_key": ("request_key", call("request_key")),
+    "bpf": ("bpf", call("bpf")),
+    "perf_event_open": ("perf_event_open", call("perf_event_open", 0, 0, 2**32 - 1)),
+    "io_uring_setup": ("io_uring_setup", call("io_uring_setup", 1, 0)),
+    "userfaultfd": ("userfaultfd", call("userfaultfd")),
+    "kexec_load": ("kexec_load", call("kexec_load")),
+    "init_module": ("init_module", call("init_module")),
+    "finit_module": ("finit_module", call("finit_module")),
+    "reboot": ("reboot", call("reboot", 0xFEE1DEAD, 672274793, 0x4321FEDC)),
+    "swapon": ("swapon", call("swapon")),
+    "open_by_handle_at": ("open_by_handle_at", call("open_by_handle_at", AT_FDCWD)),
+    "name_to_handle_at": ("name_to_handle_at", call("name_to_handle_at", AT_FDCWD)),
+    "syslog (the kernel log)": ("syslog", call("syslog", 3)),
+    "settimeofday": ("settimeofday", call("settimeofday")),
+    "acct": ("acct", call("acct")),
+    "iopl": ("iopl", call("iopl", 3)),
+}
+
+
+def assert_killed_for(ran: Ran, syscall: str) -> None:
+    """The sandbox was killed for ``syscall``, named, before the call returned."""
+    assert ran.status == KILLED_BY_SECCOMP, ran
+    assert ran.stderr == f"sipkernel: killed: seccomp violation: {syscall}\n", ran
+    assert "survived" not in ran.stdout, ran
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            name,
+            marks=pytest.mark.skipif(
+                syscall_number(named) < 0, reason=f"no {named} on this architecture"
+            ),
+        )
+        for name, (named, _) in LETHAL.items()
+    ],
+)
+def test_a_dangerous_call_is_a_named_kill(name: str) -> None:
+    named, code = LETHAL[name]
+    ran = sandboxed(f"print('trying', flush=True)\n{code}\nprint('survived')")
+    assert_killed_for(ran, named)
+    assert ran.stdout == "trying\n"
+
+
+OTHER_ABIS = {
+    # Through an ABI the filter was not built for, the kernel kills at once (SIGSYS):
+    # no listener is asked, so no call is named.
+    "x32 ptrace": f"syscall({0x40000000 | 101}, 0, 0, 0, 0)",
+    "int 0x80 ptrace (i386)": """
+import mmap
+machine_code = bytes([0xB8, 26, 0, 0, 0, 0x31, 0xDB, 0xCD, 0x80, 0xC3])  # ptrace(TRACEME)
+page = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+page.write(machine_code)
+ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(page)))()
+""",
+}
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86-64 ABIs")
+@pytest.mark.parametrize("name", OTHER_ABIS)
+def test_a_call_through_another_abi_is_killed_at_once(name: str) -> None:
+    ran = sandboxed(f"print('trying', flush=True)\n{OTHER_ABIS[name]}\nprint('survived')")
+    assert ran == Ran(KILLED_BY_SECCOMP, "trying\n", "sipkernel: killed: signal SIGSYS\n"), ran
+
+
+def test_a_kill_is_recorded_in_the_json_status(tmp_path: Path) -> None:
+    status = tmp_path / "status.json"
+    ran = sandboxed(call("bpf"), "--json-status", str(status))
+    assert_killed_for(ran, "bpf")
+    record = json.loads(status.read_text())
+    assert (record["reason"], record["exit_code"]) == ("seccomp_violation", KILLED_BY_SECCOMP)
+    assert record["detail"] == "killed: seccomp violation: bpf"
+
+
+# -- programs: without --allow-exec nothing but the command runs; set-uid gains nothing -------
+
+LOADER = exec_files(sys.executable)[-1]  # the interpreter's ELF interpreter (ld.so)
+ID = os.path.realpath(shutil.which("id") or "/usr/bin/id")  # a program that says it ran
+
+COPY_ID = f"import shutil\nshutil.copy({ID!r}, '/tmp/id')\nos.chmod('/tmp/id', 0o755)"
+SCRIPT = "open('/tmp/s', 'w').write('#!/bin/sh\\necho ran\\n')\nos.chmod('/tmp/s', 0o755)"
+MEMFD = f"fd = os.memfd_create('id')\nos.write(fd, open({ID!r}, 'rb').read())"
+
+EXEC_ATTEMPTS = {
+    # id: (set-up code, the exec, the call the filter names); without --allow-exec only
+    # the command's own start may exec: every later execve or execveat kills the sandbox.
+    "exec /bin/sh": ("", "os.execv('/bin/sh', ['sh', '-c', 'echo ran'])", "execve"),
+    "exec a copy of a program in /tmp": (COPY_ID, "os.execv('/tmp/id', ['id'])", "execve"),
+    "exec a #! script in /tmp": (SCRIPT, "os.execv('/tmp/s', ['s'])", "execve"),
+    "exec a program through the dynamic loader": (
+        "",
+        f"os.execv({LOADER!r}, ['ld.so', {ID!r}])",
+        "execve",
+    ),
+    "exec a program from a memfd": (MEMFD, "os.execve(fd, ['id'], {})", "execveat"),
+}
+
+
+@pytest.mark.parametrize("name", EXEC_ATTEMPTS)
+def test_no_other_program_runs_without_allow_exec(name: str) -> None:
+    setup, exec_call, syscall = EXEC_ATTEMPTS[name]
+    ran = sandboxed(f"{setup}\nprint(outcome(lambda: {exec_call}))")
+    assert ran.status == 159, ran
+    assert ran.stdout == ""
+    assert f"sipkernel: killed: seccomp violation: {syscall}" in ran.stderr
+
+
+@NEEDS_LANDLOCK
+def test_with_allow_exec_a_program_outside_the_view_still_cannot_run() -> None:
+    ran = sandboxed(
+        f"{COPY_ID}\nprint(outcome(lambda: os.execv('/tmp/id', ['id'])))", "--allow-exec"
+    )
+    assert (ran.status, ran.stdout) == (0, "errno EACCES\n"), ran
+
+
+SETUID_HELPERS = """
+def exec_setuid(path):
+    # Run a set-uid program; once it exits, read its ids from its zombie (not yet reaped).
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(w, 1)
+        os.dup2(w, 2)
+        try:
+            os.execv(path, [path])
+        finally:
+            os._exit(99)
+    os.close(w)
+    while os.read(r, 4096):
+        pass
+    with open(f"/proc/{pid}/status") as f:
+        uids = [line.split()[1:] for line in f if line.startswith("Uid:")][0]
+    with open(f"/proc/{pid}/comm") as f:
+        comm = f.read().strip()
+    os.waitpid(pid, 0)
+    return comm, " ".join(uids)
+"""
+
+
+def setuid_program(path: str) -> object:
+    present = os.path.exists(path) and os.stat(path).st_mode & stat.S_ISUID
+    return pytest.param(
+        path, marks=pytest.mark.skipif(not present, reason=f"no set-uid {path} here")
+    )
+
+
+@pytest.mark.parametrize(
+    "path", [setuid_program(p) for p in ("/usr/bin/su", "/usr/bin/passwd", "/usr/bin/chsh")]
+)
+def test_a_setuid_program_runs_with_the_sandboxs_ids(path: str) -> None:
+    ran = sandboxed(
+        SETUID_HELPERS + f"print(outcome(lambda: exec_setuid({path!r})))", "--allow-exec"
+    )
+    # real, effective, saved and filesystem uid: all the sandbox's, none root's
+    assert ran.stdout == f"ok ({os.path.basename(path)!r}, '1000 1000 1000 1000')\n", ran
+
+
+@pytest.mark.parametrize("path", [setuid_program("/usr/bin/mount")])
+def test_a_setuid_mount_is_killed_at_its_mount_call(path: str) -> None:
+    ran = run_command("--", path, "-t", "tmpfs", "none", "/tmp")
+    assert ran == Ran(KILLED_BY_SECCOMP, "", "sipkernel: killed: seccomp violation: mount\n")
+
+
+def test_a_setuid_root_copy_of_id_gains_nothing(tmp_path: Path) -> None:
+    # As root this is a real set-uid-root program (the command's file is bound nosuid,
+    # and no_new_privs is set); as an unprivileged user it is set-uid to that user,
+    # who is uid 1000 inside. Either way `id` would print "euid=" after the gid if the
+    # effective uid differed. (The groups that follow depend on the caller's own.)
+    program = tmp_path / "id"
+    shutil.copy(os.path.realpath(shutil.which("id") or "/usr/bin/id"), program)
+    os.chmod(program, 0o4755)
+    assert os.stat(program).st_uid == os.getuid()
+    ran = run_command("--", str(program))
+    assert (ran.status, ran.stderr) == (0, ""), ran
+    assert ran.stdout.split(" groups=")[0] == "uid=1000(sandbox) gid=1000(sandbox)", ran
+
+
+# -- the terminal: no typing into the terminal the sandbox was started from -------------------
+
+TERMINAL_ATTEMPTS = {
+    "TIOCSTI": "fcntl.ioctl(0, 0x5412, b'x')",
+    "TIOCLINUX": "fcntl.ioctl(0, 0x541C, b'\\x06')",
+    "TIOCSTI with junk in the high bits": (
+        f"syscall({syscall_number('ioctl')}, 0, 0x100005412, "
+        "ctypes.addressof(ctypes.create_string_buffer(b'x')))"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", TERMINAL_ATTEMPTS)
+def test_nothing_is_typed_into_the_host_terminal(name: str) -> None:
+    master, slave = pty.openpty()
+    try:
+        code = f"import fcntl\nprint('trying', flush=True)\n{TERMINAL_ATTEMPTS[name]}\n"
+        ran = sandboxed(code + "print('survived')", stdin=slave, stdout=slave)
+        assert (ran.status, ran.stderr) == (
+            KILLED_BY_SECCOMP,
+            "sipkernel: killed: seccomp violation: ioctl\n",
+        )
+        # Output: what the sandbox printed, then our marker; an injected byte would be
+        # echoed in between.
+        os.write(slave, b"END\n")
+        output = b""
+        while not output.endswith(b"END\r\n"):
+            assert select.select([master], [], [], 10)[0], output
+            output += os.read(master, 1024)
+        assert output == b"trying\r\nEND\r\n"
+        # Input: the next line typed on the terminal arrives alone, nothing before it.
+        os.write(master, b"typed\n")
+        assert select.select([slave], [], [], 10)[0]
+        assert os.read(slave, 1024) == b"typed\n"
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+# -- resources: the sandbox hits its limits, the host stays responsive ------------------------
+
+FORK_BOMB = """
+children = []
+hold, keep = os.pipe()  # children wait on it, and die with the pid namespace
+try:
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            os.read(hold, 1)
+            os._exit(0)
+        children.append(pid)
+except OSError as exc:
+    print("errno", errno.errorcode[exc.errno])
+"""
+
+THREAD_BOMB = """
+import threading
+release = threading.Event()
+try:
+    while True:
+        threading.Thread(target=release.wait, daemon=True).start()
+except RuntimeError as exc:
+    print(exc)
+release.set()
+"""
+
+
+def test_a_fork_bomb_is_bounded_and_the_host_can_still_fork() -> None:
+    ran = sandboxed(FORK_BOMB, "--pids", "32")
+    assert ran == Ran(0, "errno EAGAIN\n", ""), ran
+    assert subprocess.run(["true"], check=False).returncode == 0
+
+
+def test_a_thread_bomb_is_bounded_by_the_pids_limit() -> None:
+    ran = sandboxed(THREAD_BOMB, "--pids", "16")
+    assert ran == Ran(0, "can't start new thread\n", ""), ran
+
+
+def test_a_memory_bomb_is_a_typed_kill(tmp_path: Path) -> None:
+    status = tmp_path / "status.json"
+    code = (
+        "hoard = []\n"
+        "while True:\n"
+        "    hoard.append(bytearray(16 << 20))\n"
+        "    hoard[-1][::4096] = b'x' * 4096\n"
+    )
+    ran = sandboxed(code, "--mem", "64M", "--json-status", str(status))
+    assert ran == Ran(137, "", "sipkernel: killed: memory limit 64 MiB\n"), ran
+    record = json.loads(status.read_text())
+    assert (record["reason"], record["detail"]) == ("limit", "killed: memory limit 64 MiB")
+    assert subprocess.run(["true"], check=False).returncode == 0
+
+
+def test_a_busy_loop_meets_the_wall_clock_limit() -> None:
+    ran = sandboxed("while True:\n    pass\n", "--time", "0.5")
+    assert ran == Ran(124, "", "sipkernel: killed: time limit 0.5 s\n"), ran
+
+
+def test_a_busy_loop_meets_the_cpu_time_limit() -> None:
+    ran = sandboxed("while True:\n    pass\n", "--cpu", "1")
+    assert ran == Ran(128 + signal.SIGXCPU, "", "sipkernel: killed: cpu time limit 1 s\n"), ran
+
+
+FILL = """
+def fill(path, chunk):
+    with open(path, "wb", buffering=0) as f:
+        while True:
+            f.write(b"x" * chunk)
+print(outcome(lambda: fill({path!r}, {chunk})))
+"""
+
+
+@pytest.mark.parametrize(
+    ("flags", "path", "chunk", "expected"),
+    [
+        pytest.param(("--tmp-size", "1M"), "/tmp/fill", 65536, "errno ENOSPC", id="tmpfs"),
+        pytest.param((), "/dev/shm/fill", 1 << 20, "errno ENOSPC", id="dev-shm"),
+        pytest.param(("--fsize", "1M"), "/tmp/big", 65536, "errno EFBIG", id="file-size"),
+    ],
+)
+def test_filling_a_disk_stops_at_its_cap(
+    flags: tuple[str, ...], path: str, chunk: int, expected: str
+) -> None:
+    ran = sandboxed(FILL.format(path=path, chunk=chunk), *flags)
+    assert ran == Ran(0, f"{expected}\n", ""), ran
+
+
+def test_descriptors_run_out_at_the_open_files_limit() -> None:
+    code = (
+        "held = []\n"
+        "print(outcome(lambda: [held.append(os.open('/dev/null', os.O_RDONLY)) "
+        "for _ in iter(int, 1)]), len(held) + 3)\n"
+    )
+    ran = sandboxed(code, "--files", "32")
+    assert ran == Ran(0, "errno EMFILE 32\n", ""), ran
+
+
+# -- what crosses at the start: no inherited descriptor, no secret in the environment ---------
+
+SECRET_ENV = "SIPKERNEL_ESCAPE_SECRET"
+
+
+def test_an_inherited_descriptor_does_not_cross(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret\n")
+    fd = os.open(secret, os.O_RDONLY)
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD, 100)  # inheritable, and clear of 0-3
+    os.close(fd)
+    try:
+        assert os.get_inheritable(high)
+        code = (
+            "print(sorted(os.listdir('/proc/self/fd'), key=int))\n"
+            f"print(outcome(lambda: os.read({high}, 64)))\n"
+        )
+        ran = sandboxed(code, pass_fds=(high,))
+    finally:
+        os.close(high)
+    # 0-2 and the listing's own descriptor; the secret's fd is not open inside
+    assert ran == Ran(0, "['0', '1', '2', '3']\nerrno EBADF\n", ""), ran
+
+
+STDIO_ATTEMPTS = {
+    # stdin is a host file, opened read-only (and writable by anyone on the host)
+    "reopen stdin for writing": Attempt(
+        "open('/proc/self/fd/0', 'r+').write('owned')", "errno EACCES", landlock=True
+    ),
+    "reopen stdin for reading": Attempt(
+        "open('/proc/self/fd/0').read()", "errno EACCES", landlock=True
+    ),
+    "read stdin as given": Attempt("os.read(0, 64)", "ok b'host data\\n'"),
+}
+
+
+@pytest.fixture(scope="module")
+def stdio_survey(tmp_path_factory: pytest.TempPathFactory) -> tuple[Survey, Path]:
+    given = tmp_path_factory.mktemp("escape-stdio") / "stdin.txt"
+    given.write_text("host data\n")
+    os.chmod(given, 0o666)  # only the sandbox's own layers stand in the way
+    with open(given) as stdin:
+        return survey(STDIO_ATTEMPTS, {}, stdin=stdin), given
+
+
+@pytest.mark.parametrize("name", rows(STDIO_ATTEMPTS))
+def test_inherited_stdio_cannot_be_reopened_wider(
+    stdio_survey: tuple[Survey, Path], name: str
+) -> None:
+    survey_, given = stdio_survey
+    outcome, expected = survey_[name]
+    assert outcome == expected
+    assert given.read_text() == "host data\n"
+
+
+ENV_ATTEMPTS = {
+    "os.environ": Attempt("sorted(os.environ)", "$names"),
+    "/proc/self/environ": Attempt(
+        "sorted(e.split(b'=')[0].decode() for e in open('/proc/self/environ', 'rb')"
+        ".read().split(b'\\0') if e)",
+        "$names",
+    ),
+    "/proc/1/environ (pid 1 is the command)": Attempt(
+        "sorted(e.split(b'=')[0].decode() for e in open('/proc/1/environ', 'rb')"
+        ".read().split(b'\\0') if e)",
+        "$names",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def env_survey() -> Survey:
+    names = sorted(sandbox_env(Policy()))  # the allow-list, as set in this environment
+    env = dict(os.environ, **{SECRET_ENV: "hunter2"})
+    return survey(ENV_ATTEMPTS, {"names": f"ok {names!r}"}, env=env)
+
+
+@pytest.mark.parametrize("name", rows(ENV_ATTEMPTS))
+def test_the_hosts_secrets_stay_out_of_the_environment(env_survey: Survey, name: str) -> None:
+    outcome, expected = env_survey[name]
+    assert SECRET_ENV not in outcome
+    assert outcome == expected
+
+
+# -- the sandbox domain kind: the same walls around a domain's processes ----------------------
+
+
+def attempt_in_domain(kernel: sk.Kernel, name: str, *args: object) -> str:
+    """Make escape_probes attempt ``name`` in a fresh sandbox domain; its outcome."""
+    results, report = procs.report_channel()
+    handle = kernel.spawn(ep.attempt, name, args, report, domain="sandbox")
+    text = results.recv(timeout=30).text
+    assert handle.join(30).kind is sk.ExitKind.NORMAL
+    return text
+
+
+DOMAIN_ATTEMPTS = [
+    # (id, attempt, arguments, outcome)
+    ("read /etc/shadow", "read", ("/etc/shadow",), "errno ENOENT"),
+    ("read the runner's cmdline", "read", (f"/proc/{RUNNER}/cmdline",), "errno ENOENT"),
+    ("read pid 1's environ", "read", ("/proc/1/environ",), "errno EACCES"),
+    ("read its own environ", "read", ("/proc/self/environ",), "errno EACCES"),
+    ("list the pids in /proc", "proc_pids", (), "ok [1]"),
+    ("SIGCONT to the runner", "kill", (RUNNER,), "errno ESRCH"),
+    ("raw packet socket", "raw_socket", (), "errno EAFNOSUPPORT"),
+    ("netlink socket", "netlink", (), "errno EAFNOSUPPORT"),
+    ("clone3", "clone3", (), "errno ENOSYS"),
+    ("personality(READ_IMPLIES_EXEC)", "personality", (0x0400000,), "errno EPERM"),
+    ("setuid(0)", "setuid", (0,), "errno EPERM"),
+    (
+        "plant a module in the import path",
+        "create",
+        (str(Path(__file__).with_name("escape_planted.py")),),
+        "errno EROFS",
+    ),
+    ("plant a module in site-packages", "create", (SITE_PACKAGES + "/planted.py",), "errno EROFS"),
+    (
+        "every thread is filtered and unprivileged",
+        "threads",
+        (),
+        "ok ['2 1 0000000000000000']",  # seccomp filter mode, no_new_privs, no capability
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("attempt", "args", "expected"),
+    [pytest.param(*row[1:], id=row[0]) for row in DOMAIN_ATTEMPTS],
+)
+def test_a_domain_cannot_get_out(
+    kernel: sk.Kernel, attempt: str, args: tuple[object, ...], expected: str
+) -> None:
+    assert attempt_in_domain(kernel, attempt, *args) == expected
+
+
+def test_a_domain_cannot_reach_host_sockets(kernel: sk.Kernel, listeners: Listeners) -> None:
+    host = listeners.context
+    assert attempt_in_domain(kernel, "tcp", "127.0.0.1", host["tcp_port"]) == "errno EAFNOSUPPORT"
+    assert attempt_in_domain(kernel, "udp", "127.0.0.1", host["udp_port"]) == "errno EAFNOSUPPORT"
+    assert attempt_in_domain(kernel, "unix", host["abstract"]) == "errno ECONNREFUSED"
+    assert attempt_in_domain(kernel, "unix", host["service"]) == "errno ENOENT"
+
+
+def test_a_domain_holds_no_descriptor_of_the_hosts(kernel: sk.Kernel, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret\n")
+    fd = os.open(secret, os.O_RDONLY)
+    os.set_inheritable(fd, True)
+    try:
+        text = attempt_in_domain(kernel, "fds")
+    finally:
+        os.close(fd)
+    fds = ast.literal_eval(text.removeprefix("ok "))
+    assert {0, 1, 2} <= fds.keys()
+    # Beyond stdio: only the domain's own sockets (its control channel); no file of the
+    # host's, no seccomp listener (with which it could answer its own violations).
+    extra = {n: target for n, target in fds.items() if n > 2}
+    assert extra, fds
+    assert all(target.startswith("socket:[") for target in extra.values()), fds
+    assert str(secret) not in fds.values()
+
+
+def test_a_domain_sees_no_secret_in_its_environment(
+    kernel: sk.Kernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, "hunter2")  # before the kernel starts its sandbox zygote
+    names = repr(sorted({*sandbox_env(Policy()), NESTED_ENV}))
+    assert attempt_in_domain(kernel, "env") == f"ok {names}"
+    assert attempt_in_domain(kernel, "c_environ") == f"ok {names}"
+
+
+DOMAIN_LETHAL = [
+    # (the call the kill names, arguments)
+    ("execve", ()),
+    ("mount", ()),
+    ("chroot", ()),
+    ("unshare", ()),
+    ("clone", ()),
+    ("ptrace", (RUNNER,)),
+    ("process_vm_readv", (RUNNER,)),
+    ("pidfd_getfd", ()),
+    ("keyctl", ()),
+    ("bpf", ()),
+    ("userfaultfd", ()),
+    ("io_uring_setup", ()),
+    ("ioctl", ()),  # TIOCSTI
+]
+
+
+@pytest.mark.parametrize(("name", "args"), DOMAIN_LETHAL, ids=[row[0] for row in DOMAIN_LETHAL])
+def test_a_dangerous_call_kills_the_domain(
+    kernel: sk.Kernel, name: str, args: tuple[object, ...]
+) -> None:
+    results, report = procs.report_channel()
+    handle = kernel.spawn(ep.lethal, name, args, report, domain="sandbox")
+    assert results.recv(timeout=30).text == "trying"
+    reason = handle.join(30)
+    assert reason.kind is sk.ExitKind.SECCOMP_VIOLATION, reason
+    assert reason.describe() == f"seccomp violation: {name}"
+    try:
+        after = results.recv(timeout=30).text
+    except sk.BrokenChannelError:
+        after = None
+    assert after is None  # the call never returned
+
+
+# Without a cgroup (memory and tasks unlimited here; an unprivileged user without a
+# delegated cgroup gets none either), killing the sandbox must still kill all of it.
+NO_CGROUP = Policy(limits=Limits(memory=None, pids=None))
+
+
+def test_a_dangerous_call_kills_a_domain_that_has_no_cgroup(kernel: sk.Kernel) -> None:
+    box = kernel.domain("sandbox", policy=NO_CGROUP)
+    results, report = procs.report_channel()
+    handle = kernel.spawn(ep.lethal, "bpf", (), report, domain=box)
+    assert results.recv(timeout=30).text == "trying"
+    reason = handle.join(30)
+    try:
+        after = results.recv(timeout=30).text
+    except sk.BrokenChannelError:
+        after = None
+    assert after is None  # the call never returned
+    assert reason.describe() == "seccomp violation: bpf"
+
+
+def test_a_domain_that_has_no_cgroup_does_not_outlive_its_time_limit(kernel: sk.Kernel) -> None:
+    policy = NO_CGROUP.replace(limits=Limits(memory=None, pids=None, wall_seconds=0.5))
+    box = kernel.domain("sandbox", policy=policy)
+    results, report = procs.report_channel()
+    handle = kernel.spawn(ep.linger, 3.0, report, domain=box)
+    assert results.recv(timeout=30).text == "lingering"
+    reason = handle.join(30)
+    try:
+        after = results.recv(timeout=30).text
+    except sk.BrokenChannelError:
+        after = None
+    assert after is None  # killed at 0.5 s, not still there at 3 s
+    assert reason.describe() == "limit: time limit 0.5 s"
