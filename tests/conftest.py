@@ -1,7 +1,7 @@
 """Shared fixtures: a kernel, the domain kinds, and a leak check around every test.
 
 The leak check (autouse) snapshots this OS process's open descriptors, its
-descendant OS processes and its live threads before each test, and after the
+descendant OS processes, its live threads and sipkernel's cgroups before each test, and after the
 test (and after every fixture it used, the kernel's shutdown included) waits
 a bounded time for what the test created to go away. Whatever is still there
 fails the test: a kernel that has shut down holds no child process, thread or
@@ -129,11 +129,22 @@ def _leftover_threads(before: set[threading.Thread], deadline: float) -> list[th
     return left
 
 
+def sipkernel_cgroups() -> set[str]:
+    """Every cgroup directory sipkernel made (``sipkernel-*``), in every hierarchy."""
+    found = set()
+    for root, dirs, _files in os.walk("/sys/fs/cgroup"):
+        for name in dirs:
+            if name.startswith("sipkernel-") and not name.startswith("sipkernel-ci-"):
+                found.add(os.path.join(root, name))
+    return found
+
+
 class Snapshot:
     def __init__(self) -> None:
         self.fds = open_fds()
         self.children = set(descendants())
         self.threads = set(threading.enumerate())
+        self.cgroups = sipkernel_cgroups()
 
     def leaks(self, settle: float = SETTLE) -> list[str]:
         deadline = time.monotonic() + settle
@@ -149,6 +160,7 @@ class Snapshot:
                 break
             time.sleep(0.01)  # a descriptor closed by a thread that just ended
         problems += [f"fd {fd} -> {target}" for fd, target in sorted(fds.items())]
+        problems += [f"cgroup {path}" for path in sorted(sipkernel_cgroups() - self.cgroups)]
         return problems
 
 

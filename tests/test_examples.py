@@ -56,3 +56,17 @@ def test_sandbox_example_shows_refusals_and_the_named_kill() -> None:
     assert "connect to 1.1.1.1:53    -> refused: OSError: Address family not supported" in out
     assert "call ptrace              -> the plugin is gone" in out
     assert "plugin exit reason: seccomp violation: ptrace" in out
+
+
+@pytest.mark.timeout(150)
+def test_broker_example_reads_writes_and_is_refused_with_an_audit_line() -> None:
+    out = _run("broker.py")
+    assert "generator: read north.csv: 3 days, 1200 sold" in out
+    assert "generator: wrote the report: 70 bytes" in out
+    assert "generator: open a data file directly: FileNotFoundError" in out
+    assert "generator: read /etc/passwd through the capability: refused: absolute paths" in out
+    assert "generator: read ../../etc/passwd through the capability: refused: '..'" in out
+    assert "generator exit: normal" in out
+    assert out.count("kernel audit: access_refused sales data<") == 2
+    assert "in sandbox asked to read '/etc/passwd'" in out
+    assert "  total       1600" in out

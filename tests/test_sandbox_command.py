@@ -172,3 +172,33 @@ def test_the_command_may_live_inside_a_granted_directory(tmp_path: Path) -> None
     program.chmod(0o755)
     result = run("--ro", str(tmp_path), "--", str(program))
     assert (result.returncode, result.stdout) == (0, "from the grant\n"), result.stderr
+
+
+def test_refused_user_namespaces_are_named_with_the_fix() -> None:
+    """Inside a user namespace whose limit of nested user namespaces is 0 (as a
+    locked-down container has), the sandbox cannot start and says why."""
+    script = (
+        "echo 0 > /proc/sys/user/max_user_namespaces && "
+        f"exec {sys.executable} -m sipkernel sandbox -- true"
+    )
+    result = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 125, result.stderr
+    assert "namespace limit is reached" in result.stderr
+    assert "raise it with sysctl" in result.stderr
+
+
+def test_the_apparmor_and_docker_causes_are_explained() -> None:
+    import errno
+
+    from sipkernel.sandbox._contain import explain_unshare_failure
+    from sipkernel.sandbox._linux import CLONE_NEWUSER
+
+    text = explain_unshare_failure(OSError(errno.EPERM, "denied"), CLONE_NEWUSER)
+    assert "apparmor_restrict_unprivileged_userns=0" in text
+    assert "Docker's default seccomp profile" in text

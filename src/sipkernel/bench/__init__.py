@@ -8,13 +8,32 @@ target ratio. Run them from the command line (``sipkernel bench``) or here::
     results = run_benchmarks(["rtt_local"], quick=True)
 
 See BENCHMARKS.md for what each benchmark measures and the latest numbers.
+
+Names are imported on first use: a domain that imports the benchmarks'
+process functions (``sipkernel.bench._procs``) does not pay for the suite.
 """
 
 from __future__ import annotations
 
-from ._harness import BenchResult, stderr_progress
-from ._report import format_table, markdown_section, update_markdown, write_json
-from ._suite import BENCHMARK_NAMES, UnknownBenchmarkError, run_benchmarks
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from ._harness import BenchResult, stderr_progress
+    from ._report import format_table, markdown_section, update_markdown, write_json
+    from ._suite import BENCHMARK_NAMES, UnknownBenchmarkError, run_benchmarks
+
+_HOMES = {
+    "BENCHMARK_NAMES": "._suite",
+    "BenchResult": "._harness",
+    "UnknownBenchmarkError": "._suite",
+    "format_table": "._report",
+    "markdown_section": "._report",
+    "run_benchmarks": "._suite",
+    "stderr_progress": "._harness",
+    "update_markdown": "._report",
+    "write_json": "._report",
+}
 
 __all__ = [
     "BENCHMARK_NAMES",
@@ -27,3 +46,12 @@ __all__ = [
     "update_markdown",
     "write_json",
 ]
+
+
+def __getattr__(name: str) -> _typing.Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 
 from .._core import _wire
 from .._core._errors import DomainError
@@ -23,6 +22,30 @@ class _Pending:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.reply: proto.Forked | proto.MainLoaded | None = None
+
+
+class Forking:
+    """A fork request on its way: call it for the pid (waits for the zygote)."""
+
+    def __init__(self, zygote: Zygote, pending: _Pending) -> None:
+        self._zygote = zygote
+        self._pending = pending
+
+    def __call__(self) -> int:
+        reply = self._reply()
+        if reply.error:
+            raise DomainError(f"could not fork a domain: {reply.error}")
+        return reply.pid
+
+    @property
+    def payload(self) -> bytes | None:
+        """The zygote's opaque answer (for a zygote that extends the standard one)."""
+        return self._reply().payload
+
+    def _reply(self) -> proto.Forked:
+        reply = self._zygote._reply(self._pending)
+        assert isinstance(reply, proto.Forked)
+        return reply
 
 
 class Zygote:
@@ -121,7 +144,7 @@ class Zygote:
         rlimits: list[tuple[int, int]] | None = None,
         payload: bytes | None = None,
         extra_fds: tuple[socket.socket, ...] = (),
-    ) -> Callable[[], int]:
+    ) -> Forking:
         """Ask for a domain whose control socket is ``ctl``; returns how to get its pid.
 
         The request is only posted: the caller can go on (and even write to the
@@ -130,16 +153,7 @@ class Zygote:
         """
         request = proto.Fork(next(self._requests), fresh_exec, rlimits or [], payload)
         fds = [ctl.fileno(), *(sock.fileno() for sock in extra_fds)]
-        pending = self._post(request, fds)
-
-        def pid() -> int:
-            reply = self._reply(pending)
-            assert isinstance(reply, proto.Forked)
-            if reply.error:
-                raise DomainError(f"could not fork a domain: {reply.error}")
-            return reply.pid
-
-        return pid
+        return Forking(self, self._post(request, fds))
 
     def load_main(self, path: str) -> str | None:
         """Make the kernel's ``__main__`` importable in new domains; the error, if any."""

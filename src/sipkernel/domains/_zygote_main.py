@@ -73,7 +73,7 @@ class Zygote:
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN)
         poller.register(self.wake_r, select.POLLIN)
-        self.spare = self._fork_spare()
+        self.spare = self.make_spare(None)
         try:
             while True:
                 for fd, _ in poller.poll():
@@ -84,6 +84,7 @@ class Zygote:
                         return
         finally:
             _kill_all(self.children)
+            self.closing()
 
     # -- requests ----------------------------------------------------------------------
 
@@ -95,42 +96,40 @@ class Zygote:
         if request is None:
             return True
         message, fds = request
+        last: proto.Fork | None = None
         if isinstance(message, proto.Fork):
-            error = None
+            last = message
+            error, payload = None, None
             try:
-                pid = self._start_domain(message, fds)
+                pid, payload = self._start_domain(message, fds)
             except StartFailed as exc:
                 pid, error = 0, str(exc)
             except (OSError, _wire.PeerVanished) as exc:
                 pid, error = 0, f"the new domain failed to start: {exc}"
             finally:
                 _close_all(fds)  # before any fork: no other child may hold a domain's socket
-            proto.send(self.sock, proto.Forked(message.request, pid, error))
+            proto.send(self.sock, proto.Forked(message.request, pid, error, payload))
         else:
             _close_all(fds)
             if self.spare is not None:  # it predates the script: replace it
                 self._retire(self.spare)
             proto.send(self.sock, proto.MainLoaded(message.request, load_main(message.path)))
         if self.spare is None:
-            self.spare = self._fork_spare()  # after the answer: off the start's path
+            self.spare = self.make_spare(last)  # after the answer: off the start's path
         return True
 
-    def _start_domain(self, request: proto.Fork, fds: list[int]) -> int:
-        spare, self.spare = self.spare, None
-        if spare is None:
-            spare = self._fork_spare()
+    def _start_domain(self, request: proto.Fork, fds: list[int]) -> tuple[int, bytes | None]:
+        spare = self.take_spare(request)
         try:
             _apply_limits(spare.pid, request.rlimits)
             proto.send(spare.sock, request, fds)
-            self.assigned(spare, request)
+            payload = self.assigned(spare, request)
         except (_wire.PeerVanished, OSError, StartFailed):
-            spare.sock.close()
-            _kill_all({spare.pid})
-            self.children.discard(spare.pid)
+            self.discard(spare)
             raise
         spare.sock.close()
         self.domains.add(spare.pid)
-        return spare.pid
+        return spare.pid, payload
 
     # -- forking -----------------------------------------------------------------------
 
@@ -156,8 +155,29 @@ class Zygote:
 
     # -- what a subclass may change ----------------------------------------------------
 
-    def assigned(self, spare: Spare, request: proto.Fork) -> None:
-        """The zygote's part after handing ``request`` to ``spare`` (nothing here)."""
+    def make_spare(self, last: proto.Fork | None) -> Spare | None:
+        """The next spare, made ahead of time (``last``: the latest request, if any)."""
+        return self._fork_spare()
+
+    def take_spare(self, request: proto.Fork) -> Spare:
+        """The spare to hand ``request`` to (the one made ahead, or a new one)."""
+        spare, self.spare = self.spare, None
+        return spare if spare is not None else self._fork_spare()
+
+    def discard(self, spare: Spare, *, dead: bool = False) -> None:
+        """Get rid of a spare that failed, no longer fits, or died (already reaped)."""
+        spare.sock.close()
+        if not dead:
+            _kill_all({spare.pid})
+        self.children.discard(spare.pid)
+
+    def assigned(self, spare: Spare, request: proto.Fork) -> bytes | None:
+        """The zygote's part after handing ``request`` to ``spare``; returns the
+        opaque payload of the answer to the kernel (nothing here)."""
+        return None
+
+    def closing(self) -> None:
+        """The zygote is exiting (its children are already killed)."""
 
     def become(
         self,
@@ -197,8 +217,9 @@ class Zygote:
                 return
             self.children.discard(pid)
             if self.spare is not None and pid == self.spare.pid:
-                self.spare.sock.close()
-                self.spare = self._fork_spare()
+                dead, self.spare = self.spare, None
+                self.discard(dead, dead=True)
+                self.spare = self.make_spare(None)
             if pid not in self.domains:
                 continue  # a spare the kernel never heard of
             self.domains.discard(pid)

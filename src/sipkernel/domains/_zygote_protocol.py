@@ -33,6 +33,8 @@ class Forked(msgspec.Struct, tag=True):
     request: int
     pid: int
     error: str | None = None
+    payload: bytes | None = None
+    """Opaque data from a zygote that extends this one."""
 
 
 class MainLoaded(msgspec.Struct, tag=True):

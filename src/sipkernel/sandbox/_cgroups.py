@@ -45,6 +45,8 @@ __all__ = [
 ]
 
 Version = Literal["v2", "v1"]
+CgroupHandle = tuple[tuple[str, Version, tuple[str, ...]], ...]
+"""A cgroup as plain data: (directory, version, controllers) per hierarchy."""
 _CPU_PERIOD_US = 100_000
 _MIN_CPU_CORES = 0.01  # the kernel's smallest quota is 1 ms per 100 ms period
 _SETTLE_S = 5.0  # how long close() waits for killed processes to leave
@@ -364,6 +366,17 @@ class Cgroup:
                     os.rmdir(d.path)
             raise CgroupError(f"cannot set up cgroup {leaf}: {e}") from e
         return group
+
+    @classmethod
+    def adopt(cls, name: str, handle: CgroupHandle) -> Cgroup:
+        """Take charge of a cgroup another process made (see :meth:`handle`)."""
+        return cls(
+            name, tuple(_Dir(path, version, frozenset(ctl)) for path, version, ctl in handle)
+        )
+
+    def handle(self) -> CgroupHandle:
+        """Plain data naming this cgroup, for :meth:`adopt` in another process."""
+        return tuple((d.path, d.version, tuple(sorted(d.controllers))) for d in self._dirs)
 
     def __repr__(self) -> str:
         return f"Cgroup({self.name!r}, {list(self.directories)!r})"

@@ -34,7 +34,7 @@ from typing import NoReturn
 from .._core._exit import ExitKind, ExitReason
 from . import _linux
 from ._compose import compose
-from ._contain import keeper_enter, keeper_fork_init
+from ._contain import keeper_enter, keeper_fork_init, report_failed, report_ready
 from ._errors import SandboxError, SandboxUnavailable
 from ._policy import Policy
 from ._supervise import Sandbox
@@ -206,7 +206,12 @@ def _keeper(
         if sync.recv(16) != b"m":
             os._exit(EXIT_SETUP_FAILED)
         sync.close()
-        keeper_fork_init(launch, report)
+        try:
+            listener = keeper_fork_init(launch, keep=(report.fileno(),))
+        except BaseException as exc:  # pid 1: a set-up step failed
+            report_failed(report, exc)
+            raise
+        report_ready(report, listener)
         _exec(argv, launch.spec.env)  # pid 1, built and filtered
     except BaseException as exc:
         print(f"sipkernel: the sandbox failed to start: {exc!r}", file=sys.stderr)

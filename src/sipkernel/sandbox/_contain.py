@@ -32,6 +32,7 @@ from typing import NoReturn
 import msgspec
 
 from . import _linux, _seccomp
+from ._cgroups import CgroupLimits
 from ._errors import SandboxSetupError, SandboxUnavailable
 from ._plan import SandboxSpec, execute, plan
 from ._policy import Namespaces
@@ -91,6 +92,8 @@ class SandboxPayload(msgspec.Struct, frozen=True):
 
     launch: Launch
     id_maps: tuple[str, str] | None
+    cgroup: CgroupLimits | None
+    """Limits for the cgroup the zygote makes for the sandbox (it hands it over)."""
 
 
 # -- the warden -------------------------------------------------------------------------
@@ -152,7 +155,10 @@ def keeper_enter(launch: Launch) -> None:
         with open(procs, "w") as f:
             f.write(pid)
     if os.getuid() == 0:
-        os.setgroups([])  # root's supplementary groups must not follow it in
+        # root's supplementary groups must not follow it in; inside a user namespace
+        # that denies setgroups, uid 0 is no real root, and its groups stay as they are
+        with contextlib.suppress(PermissionError):
+            os.setgroups([])
     try:
         _linux.unshare(launch.unshare)
     except OSError as exc:
@@ -180,23 +186,22 @@ def explain_unshare_failure(exc: OSError, flags: int) -> str:
     return f"unshare failed: {exc.strerror}"
 
 
-def keeper_fork_init(launch: Launch, report: socket.socket, keep: tuple[int, ...] = ()) -> None:
+def keeper_fork_init(launch: Launch, keep: tuple[int, ...] = ()) -> int | None:
     """In the keeper, once mapped: fork pid 1 and return in it, built and filtered.
 
-    ``keep`` lists descriptors (besides 0, 1 and 2) that pid 1 keeps open.
-    The keeper itself never returns: it waits for pid 1 and exits as it did.
+    Returns, in pid 1, the seccomp listener, which the caller must hand to the
+    supervisor with :func:`report_ready` before any untrusted code runs; a
+    failed step raises (``SandboxSetupError`` names it) for the caller to
+    report with :func:`report_failed`. ``keep`` lists descriptors (besides 0,
+    1 and 2) that pid 1 keeps open. The keeper itself never returns: it waits
+    for pid 1 and exits as it did.
     """
     alive_r, alive_w = os.pipe()  # end-of-file on alive_r: the keeper is gone
     pid = os.fork()
     if pid == 0:
-        try:
-            os.close(alive_w)
-            _become_init(launch, report, (*keep, alive_r), alive_r)
-        except BaseException:
-            os._exit(71)
-        return
+        os.close(alive_w)
+        return _build_init(launch, (*keep, alive_r), alive_r)
     os.close(alive_r)
-    report.close()
     _keep(pid, alive_w)
 
 
@@ -233,27 +238,34 @@ def _exit_like(status: int) -> NoReturn:
 # -- pid 1 --------------------------------------------------------------------------------
 
 
-def _become_init(
-    launch: Launch, report: socket.socket, keep: tuple[int, ...], keeper_alive: int
-) -> None:
+def _build_init(launch: Launch, keep: tuple[int, ...], keeper_alive: int) -> int | None:
+    execute(plan(launch.spec, launch.uid, launch.gid))
+    _die_with_the_keeper(keeper_alive)
+    _linux.close_fds_except({0, 1, 2, *keep})
     try:
-        execute(plan(launch.spec, launch.uid, launch.gid))
-        _die_with_the_keeper(keeper_alive)
-        _linux.close_fds_except({0, 1, 2, report.fileno(), *keep})
-        listener = _seccomp.install(launch.syscalls, listener=True)
-    except SandboxSetupError as exc:
-        _send(report, Failed(step=exc.step, detail=exc.detail))
-        raise
+        return _seccomp.install(launch.syscalls, listener=True)
     except Exception as exc:
-        _send(report, Failed(step="seccomp", detail=str(exc)))
-        raise
+        raise SandboxSetupError("install the seccomp filter", str(exc)) from exc
+
+
+def report_ready(report: socket.socket, listener: int | None) -> None:
+    """Hand the seccomp listener to the supervisor, then close it here (for good:
+    a process holding its own listener could answer its own calls)."""
     try:
         fds = [] if listener is None else [listener]
         _send(report, Ready(pid=os.getpid(), listener=listener is not None), fds)
     finally:
         if listener is not None:
-            os.close(listener)  # never left to the code it filters: it could answer itself
+            os.close(listener)
         report.close()
+
+
+def report_failed(report: socket.socket, exc: BaseException) -> None:
+    """Tell the supervisor which step failed."""
+    if isinstance(exc, SandboxSetupError):
+        _send(report, Failed(step=exc.step, detail=exc.detail))
+    else:
+        _send(report, Failed(step="start", detail=f"{type(exc).__name__}: {exc}"))
 
 
 def _die_with_the_keeper(alive: int) -> None:

@@ -33,7 +33,8 @@ from .._core._kernel import NESTED_ENV
 from .._core._process import ProcessSpec
 from ..domains._control import LoadScript
 from ..domains._process import ProcessDomain
-from ..domains._zygote import Zygote
+from ..domains._zygote import Forking, Zygote
+from ._cgroups import CgroupHandle
 from ._compose import compose, sandbox_env
 from ._contain import SandboxPayload
 from ._errors import SandboxUnavailable
@@ -67,7 +68,7 @@ class SandboxDomain(ProcessDomain):
         env = dict(composed.launch.spec.env, **{NESTED_ENV: "1"})
         spec = msgspec.structs.replace(composed.launch.spec, env=env)
         composed.launch = msgspec.structs.replace(composed.launch, spec=spec)
-        self.sandbox = Sandbox(policy, composed, name)
+        self.sandbox = Sandbox(policy, composed, name, make_cgroup=False)  # the zygote makes it
         self._watch: threading.Thread | None = None
         self._script_sent = False
         try:
@@ -94,7 +95,9 @@ class SandboxDomain(ProcessDomain):
 
     def _fork(self, ctl: socket.socket) -> Callable[[], int]:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        payload = SandboxPayload(launch=self.sandbox.launch, id_maps=self.sandbox.maps)
+        payload = SandboxPayload(
+            launch=self.sandbox.launch, id_maps=self.sandbox.maps, cgroup=self.sandbox.limits
+        )
         try:
             forked = self._zygote.fork(
                 ctl, payload=msgspec.msgpack.encode(payload), extra_fds=(theirs,)
@@ -110,12 +113,14 @@ class SandboxDomain(ProcessDomain):
         self._watch.start()
         return forked
 
-    def _await_ready(self, forked: Callable[[], int], report: socket.socket) -> None:
+    def _await_ready(self, forked: Forking, report: socket.socket) -> None:
         try:
-            self.sandbox.keeper_started(forked())
+            pid = forked()
         except Exception:
             report.close()
             return
+        handle = msgspec.msgpack.decode(forked.payload or b"\xc0", type=CgroupHandle | None)
+        self.sandbox.started(pid, handle)
         self.sandbox.await_ready(report)
 
     def start_process(self, spec: ProcessSpec) -> None:

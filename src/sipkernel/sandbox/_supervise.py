@@ -18,7 +18,7 @@ import threading
 import msgspec
 
 from .._core._exit import ExitReason
-from ._cgroups import Cgroup
+from ._cgroups import Cgroup, CgroupHandle
 from ._compose import Composed
 from ._contain import Failed, id_maps, map_keeper, receive_report
 from ._errors import SandboxSetupError
@@ -33,11 +33,17 @@ EXIT_CPU_LIMIT = 128 + signal.SIGXCPU
 class Sandbox:
     """The supervisor's view of one sandbox, from its keeper's fork to its exit."""
 
-    def __init__(self, policy: Policy, composed: Composed, name: str) -> None:
+    def __init__(
+        self, policy: Policy, composed: Composed, name: str, *, make_cgroup: bool = True
+    ) -> None:
+        """``make_cgroup=False``: whoever forks the keeper makes the cgroup (for
+        ``limits``) and the supervisor adopts it in :meth:`started`."""
         self.policy = policy
         self.composed = composed
+        self.name = name
+        self.limits = composed.cgroup
         self.cgroup: Cgroup | None = None
-        if composed.cgroup is not None:
+        if make_cgroup and composed.cgroup is not None:
             self.cgroup = Cgroup.create(name, composed.cgroup)
         self.launch = composed.launch
         if self.cgroup is not None:
@@ -59,6 +65,12 @@ class Sandbox:
         self._lock = threading.Lock()
 
     # -- start -----------------------------------------------------------------------------
+
+    def started(self, pid: int, cgroup: CgroupHandle | None) -> None:
+        """The keeper exists, in the cgroup its forker made: take charge of both."""
+        if cgroup is not None:
+            self.cgroup = Cgroup.adopt(self.name, cgroup)
+        self.keeper_started(pid)
 
     def keeper_started(self, pid: int) -> None:
         """The keeper exists: hold it by a pidfd (so a kill never hits a recycled pid)."""

@@ -1,15 +1,18 @@
-"""The zygote of sandboxed domains: the standard zygote, plus containment.
+"""The zygote of sandboxed domains: the standard zygote, plus containment ahead of time.
 
-Started with a clean environment and importing sipkernel only. Its spares
-stay single-threaded (a multi-threaded process cannot enter a new user
-namespace). When a spare is assigned a sandboxed domain it becomes the
-sandbox's keeper (see ``_contain``): it enters its namespaces and tells the
-zygote, which writes its id maps from outside; it then forks pid 1, which
-builds and filters itself and only then imports the application's code.
+Started with a clean environment and importing sipkernel only. Its spare is
+a sandbox already built (Chrome's zygote model): for the policy of the latest
+request it makes a cgroup, forks the keeper, which enters its namespaces and
+is mapped from here, and pid 1 builds its root, drops its privileges,
+installs its seccomp filter and waits. A request for the same policy hands
+it the domain's sockets: it gives its seccomp listener to the kernel and
+serves. Only then does any of the application's code load in it. A request
+for another policy retires the spare and builds one on the spot.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -22,11 +25,30 @@ from ..domains import _zygote_protocol as proto
 from ..domains._child import serve
 from ..domains._runner import LoopThread
 from ..domains._zygote_main import Spare, StartFailed, Zygote, main
-from ._contain import SandboxPayload, keeper_enter, keeper_fork_init, map_keeper
+from . import _linux
+from ._cgroups import Cgroup
+from ._contain import (
+    SandboxPayload,
+    keeper_enter,
+    keeper_fork_init,
+    map_keeper,
+    report_failed,
+    report_ready,
+)
 from ._supervise import EXIT_CPU_LIMIT
 
-MAP_TIMEOUT = 10.0
-"""Seconds a spare may take to enter its namespaces before the start fails."""
+BUILD_TIMEOUT = 30.0
+"""Seconds a spare may take to build its sandbox before the start fails."""
+
+
+class SandboxSpare(Spare):
+    """A spare sandbox, built for one policy (``payload``), in its own cgroup."""
+
+    def __init__(self, pid: int, sock: socket.socket, payload: bytes, cgroup: Cgroup | None):
+        super().__init__(pid, sock)
+        self.payload = payload
+        self.cgroup = cgroup
+        self.error: str | None = None
 
 
 class SandboxZygote(Zygote):
@@ -34,19 +56,99 @@ class SandboxZygote(Zygote):
 
     warm_loop = False
 
-    def assigned(self, spare: Spare, request: proto.Fork) -> None:
-        """Map the spare's ids once it has entered its user namespace."""
-        payload = _payload(request)
-        if not select.select([spare.sock], [], [], MAP_TIMEOUT)[0]:
-            raise StartFailed("the sandbox did not enter its namespaces in time")
-        answer = spare.sock.recv(4096)
-        if answer.startswith(b"e"):
-            raise StartFailed(answer[1:].decode())
-        if answer != b"u":
-            raise StartFailed("the sandbox died before entering its namespaces")
-        if payload.id_maps is not None:
-            map_keeper(spare.pid, payload.id_maps)
-        spare.sock.send(b"m")
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock)
+        self.payload: bytes | None = None  # the latest request's: what the next spare is for
+
+    # -- spares ------------------------------------------------------------------------------
+
+    def make_spare(self, last: proto.Fork | None) -> Spare | None:
+        if last is not None and last.payload is not None:
+            self.payload = last.payload
+        return None if self.payload is None else self._build(self.payload)
+
+    def take_spare(self, request: proto.Fork) -> Spare:
+        if request.payload is None:
+            raise StartFailed("a sandboxed domain was requested without its launch plan")
+        spare, self.spare = self.spare, None
+        if isinstance(spare, SandboxSpare) and spare.payload == request.payload:
+            return spare
+        if spare is not None:
+            self.discard(spare)  # built for another policy
+        return self._build(request.payload)
+
+    def discard(self, spare: Spare, *, dead: bool = False) -> None:
+        super().discard(spare, dead=dead)
+        if isinstance(spare, SandboxSpare) and spare.cgroup is not None:
+            with contextlib.suppress(OSError):
+                spare.cgroup.close()
+
+    def assigned(self, spare: Spare, request: proto.Fork) -> bytes | None:
+        """The domain is the kernel's now, and so is its cgroup: say which it is."""
+        assert isinstance(spare, SandboxSpare)
+        if spare.error is not None:
+            raise StartFailed(spare.error)
+        handle = None if spare.cgroup is None else spare.cgroup.handle()
+        return msgspec.msgpack.encode(handle)
+
+    def closing(self) -> None:
+        if isinstance(self.spare, SandboxSpare) and self.spare.cgroup is not None:
+            with contextlib.suppress(OSError):
+                self.spare.cgroup.close()
+
+    # -- building one ------------------------------------------------------------------------
+
+    def _build(self, payload_bytes: bytes) -> SandboxSpare:
+        """Fork a keeper for ``payload_bytes``, map it, and wait until pid 1 is built."""
+        payload = msgspec.msgpack.decode(payload_bytes, type=SandboxPayload)
+        cgroup = None if payload.cgroup is None else Cgroup.create("domain", payload.cgroup)
+        launch = payload.launch
+        if cgroup is not None:
+            launch = msgspec.structs.replace(launch, cgroup_procs=cgroup.attach_paths())
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            # Nothing of the zygote's but what _detach closes: no other domain's socket.
+            keep = {0, 1, 2, theirs.fileno(), self.sock.fileno(), self.wake_r, self.wake_w}
+            _linux.close_fds_except(keep)
+            self._contain(launch, theirs)
+        theirs.close()
+        self.children.add(pid)
+        spare = SandboxSpare(pid, mine, payload_bytes, cgroup)
+        try:
+            _expect(mine, b"u")
+            if payload.id_maps is not None:
+                map_keeper(pid, payload.id_maps)
+            mine.send(b"m")
+            _expect(mine, b"r")
+        except StartFailed as exc:
+            spare.error = str(exc)
+        return spare
+
+    def _contain(self, launch: object, zygote: socket.socket) -> None:
+        """In the new keeper: contain, and in pid 1 wait to be assigned (never returns)."""
+        from ._contain import Launch
+
+        assert isinstance(launch, Launch)
+        try:
+            self._detach()
+            try:
+                keeper_enter(launch)
+            except Exception as exc:
+                zygote.send(b"e" + str(exc).encode())
+                return
+            zygote.send(b"u")  # entered: the zygote maps our ids from outside
+            if zygote.recv(16) != b"m":
+                return
+            try:
+                listener = keeper_fork_init(launch, keep=(zygote.fileno(),))
+            except BaseException as exc:  # pid 1: a set-up step failed
+                report_failed(zygote, exc)
+                return
+            zygote.send(b"r")  # built: wait for a domain to become
+            _wait_and_serve(zygote, listener)
+        finally:
+            os._exit(71)
 
     def become(
         self,
@@ -55,31 +157,49 @@ class SandboxZygote(Zygote):
         zygote: socket.socket,
         loop_thread: LoopThread | None,
     ) -> None:
-        """Become the keeper, then (in pid 1, contained) the domain."""
-        payload = _payload(request)
-        ctl_fd, report_fd = fds
-        try:
-            keeper_enter(payload.launch)
-        except Exception as exc:
-            zygote.send(b"e" + str(exc).encode())
-            os._exit(71)
-        zygote.send(b"u")  # entered: the zygote maps our ids from outside
-        if zygote.recv(16) != b"m":
-            os._exit(71)
-        zygote.close()
-        report = socket.socket(fileno=report_fd)
-        keeper_fork_init(payload.launch, report, keep=(ctl_fd,))
-        # pid 1 of the sandbox, built and filtered: only now may the application's
-        # code load (its modules as its processes start, its script when sent).
-        # As pid 1 it would ignore SIGXCPU: exit with a code that says so instead.
-        signal.signal(signal.SIGXCPU, lambda *_: os._exit(EXIT_CPU_LIMIT))
-        serve(ctl_fd, None, kind="sandbox")
+        raise AssertionError("sandbox spares are built by _build, not by the standard spare")
 
 
-def _payload(request: proto.Fork) -> SandboxPayload:
-    if request.payload is None:
-        raise StartFailed("a sandboxed domain was requested without its launch plan")
-    return msgspec.msgpack.decode(request.payload, type=SandboxPayload)
+def _wait_and_serve(zygote: socket.socket, listener: int | None) -> None:
+    """In pid 1, built and filtered: take the domain's sockets, report, serve."""
+    request = proto.recv_request_blocking(zygote)
+    if request is None:
+        return  # retired
+    _message, fds = request
+    ctl_fd, report_fd = fds
+    zygote.close()
+    report_ready(socket.socket(fileno=report_fd), listener)
+    # Only now may the application's code load (its modules as its processes start,
+    # its script when sent). As pid 1 it would ignore SIGXCPU: exit saying so instead.
+    signal.signal(signal.SIGXCPU, lambda *_: os._exit(EXIT_CPU_LIMIT))
+    serve(ctl_fd, None, kind="sandbox")
+
+
+def _expect(sock: socket.socket, what: bytes) -> None:
+    """Wait for ``what`` from a spare being built; StartFailed with its reason otherwise."""
+    if not select.select([sock], [], [], BUILD_TIMEOUT)[0]:
+        raise StartFailed("the sandbox took too long to build")
+    answer = sock.recv(65536)
+    if answer == what:
+        return
+    if answer.startswith(b"e"):
+        raise StartFailed(answer[1:].decode())
+    failure = _failure(answer)
+    raise StartFailed(failure or "the sandbox died while it was being built")
+
+
+def _failure(answer: bytes) -> str | None:
+    from ._contain import Failed, Report
+
+    if not answer:
+        return None
+    try:
+        report = msgspec.msgpack.decode(answer, type=Report)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(report, Failed):
+        return f"sandbox setup failed at step {report.step!r}: {report.detail}"
+    return None
 
 
 if __name__ == "__main__":
