@@ -130,12 +130,15 @@ def _leftover_threads(before: set[threading.Thread], deadline: float) -> list[th
 
 
 def sipkernel_cgroups() -> set[str]:
-    """Every cgroup directory sipkernel made (``sipkernel-*``), in every hierarchy."""
+    """The cgroup directories of this process's kernels' sandboxes, in every hierarchy.
+
+    A sandbox's cgroup is named after the kernel that owns it
+    (``sipkernel-domain-KERNELPID-...``); other runs on the machine are not ours.
+    """
+    mine = f"sipkernel-domain-{os.getpid()}-"
     found = set()
     for root, dirs, _files in os.walk("/sys/fs/cgroup"):
-        for name in dirs:
-            if name.startswith("sipkernel-") and not name.startswith("sipkernel-ci-"):
-                found.add(os.path.join(root, name))
+        found.update(os.path.join(root, name) for name in dirs if name.startswith(mine))
     return found
 
 

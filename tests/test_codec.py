@@ -289,3 +289,67 @@ def test_an_endpoint_outside_a_channel_send_cannot_be_encoded() -> None:
     server, _client = sk.channel(ECHO)
     with pytest.raises((TypeError, sk.UsageError)):
         msgspec.msgpack.encode(procs.Carry(server))
+
+
+# -- frozen flat messages: checked field by field, passed as they are ----------------------------
+
+
+class Reading(msgspec.Struct, frozen=True, tag=True):
+    sensor: int
+    value: float
+    note: int | None = None
+
+
+class Label(msgspec.Struct, frozen=True, tag=True):
+    text: str
+
+
+class Tick(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+READINGS = sk.Contract(
+    "Readings",
+    "state Open: Reading? -> Open | Label? -> Open | Tick? -> Open;",
+    [Reading, Label, Tick],
+)
+
+
+@pytest.mark.parametrize("message", [Reading(1, 2.5), Reading(1, 2, 3), Label("x" * 100)], ids=repr)
+def test_a_frozen_flat_message_is_shared_not_copied(message: Any) -> None:
+    receiver, sender = sk.channel(READINGS)
+    sender.send(message)
+    assert receiver.recv(timeout=0) is message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [Reading("1", 2.5), Reading(True, 2.5), Reading(1, "2.5"), Reading(1, 2.5, 4.5)],  # type: ignore[arg-type]
+    ids=repr,
+)
+def test_a_frozen_flat_message_with_a_wrong_field_type_is_a_violation(message: Any) -> None:
+    receiver, sender = sk.channel(READINGS)
+    with pytest.raises(sk.ProtocolViolation, match="malformed"):
+        sender.send(message)
+    with pytest.raises(sk.BrokenChannelError):
+        receiver.recv(timeout=0)
+
+
+def test_only_fixed_size_flat_messages_get_a_compiled_check() -> None:
+    from sipkernel._core._codec import codec_for
+
+    codec = codec_for(READINGS)
+    assert set(codec.plain) == {Reading}  # Label's size depends on its text
+    assert set(codec.shareable) == {Reading, Label}  # Tick, with no field, is copied
+    check = codec.plain[Reading]
+    assert check(Reading(1, 2.0))
+    assert check(Reading(1, 2, None))
+    assert not check(Reading(1.0, 2.0))  # type: ignore[arg-type]
+
+
+def test_a_frozen_flat_message_near_the_size_limit_is_still_measured() -> None:
+    receiver, sender = sk.channel(READINGS, max_message=256)
+    with pytest.raises(sk.MessageTooLarge):
+        sender.send(Label("x" * 1000))
+    sender.send(Label("fits"))
+    assert receiver.recv(timeout=0) == Label("fits")

@@ -96,6 +96,52 @@ def test_negative_timeout_is_a_usage_error() -> None:
         server.recv(timeout=-1)
 
 
+def test_an_async_receive_that_times_out_leaves_no_waiter_behind() -> None:
+    server, client = sk.channel(ECHO)
+
+    async def main() -> None:
+        with pytest.raises(sk.ReceiveTimeout):
+            await server.arecv(timeout=0.01)
+        assert server.live_core().recv_waiters == []
+        client.send(Ping(1))
+        assert await server.arecv(timeout=1) == Ping(1)
+
+    asyncio.run(main())
+
+
+def test_a_queued_message_is_received_at_once_async() -> None:
+    server, client = sk.channel(ECHO)
+    client.send(Ping(1))
+
+    async def main() -> None:
+        assert await server.arecv() == Ping(1)  # no waiter, no wait
+        assert server.live_core().recv_waiters == []
+
+    asyncio.run(main())
+
+
+def test_the_spin_decision_is_cached_per_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sipkernel._core import _endpoint
+
+    asked: list[int] = []
+
+    def affinity(pid: int) -> set[int]:
+        asked.append(pid)
+        return {0, 1}
+
+    monkeypatch.setattr(_endpoint.os, "sched_getaffinity", affinity)
+    results: list[bool] = []
+
+    def in_a_new_thread() -> None:  # a fresh thread: nothing cached yet
+        results.append(_endpoint._may_spin(1_000))
+        results.append(_endpoint._may_spin(2_000))  # cached: no system call
+        results.append(_endpoint._may_spin(1_000 + _endpoint.AFFINITY_RECHECK_NS))
+
+    _thread(in_a_new_thread).join()
+    assert results == [True, True, True]
+    assert asked == [0, 0]
+
+
 def test_recv_wakes_when_a_thread_sends() -> None:
     server, client = sk.channel(ECHO)
     sender = _thread(client.send, Ping(7))

@@ -518,17 +518,25 @@ def _may_spin(now_ns: int) -> bool:
     The answer is the calling thread's CPU affinity, a system call: it is kept
     per thread and asked again after ``AFFINITY_RECHECK_NS``.
     """
-    cache = _affinity
-    if now_ns < getattr(cache, "until", 0):
-        return cache.may_spin  # type: ignore[no-any-return]
-    cache.may_spin = len(os.sched_getaffinity(0)) > 1
-    cache.until = now_ns + AFFINITY_RECHECK_NS
-    return cache.may_spin  # type: ignore[no-any-return]
+    known = _affinity
+    if now_ns >= known.until:
+        known.may_spin = len(os.sched_getaffinity(0)) > 1
+        known.until = now_ns + AFFINITY_RECHECK_NS
+    return known.may_spin
 
 
 AFFINITY_RECHECK_NS = 100_000_000
 """How long a thread's CPU affinity is taken as known (0.1 s): it changes rarely."""
-_affinity = threading.local()
+
+
+class _Affinity(threading.local):
+    """Per thread: whether it may spin, and until when that is known."""
+
+    may_spin = False
+    until = 0
+
+
+_affinity = _Affinity()
 
 
 def _unsend(core: EndpointCore, mark: object, exc: BaseException) -> None:

@@ -321,11 +321,25 @@ def _plan(support: CgroupSupport, limits: CgroupLimits) -> dict[str, tuple[Versi
     for found in needed:
         if not found.available:
             raise CgroupUnavailable(found.name, found.reason or f"{found.name}: unavailable")
-    extras = [support.unified] if support.unified.available else [support.cpuacct, support.freezer]
+    extras = _extras(support, needed)
     for found in needed + extras:
         if found.version is not None and found.parent is not None:
             plan.setdefault(found.parent, (found.version, set()))[1].add(found.name)
     return plan
+
+
+def _extras(support: CgroupSupport, needed: list[ControllerSupport]) -> list[ControllerSupport]:
+    """The hierarchies for killing and CPU time: the v2 tree, or v1 cpuacct and freezer.
+
+    When every limit is on v1 and v1 has both, the v2 tree is left out: joining a
+    v2 cgroup costs an RCU grace period (milliseconds) that a single-threaded
+    process joining v1 through ``tasks`` does not pay.
+    """
+    v1 = [support.cpuacct, support.freezer]
+    all_v1 = needed and all(found.version == "v1" for found in needed)
+    if all_v1 and all(found.available for found in v1):
+        return v1
+    return [support.unified] if support.unified.available else v1
 
 
 class Cgroup:

@@ -101,7 +101,8 @@ class SandboxZygote(Zygote):
     def _build(self, payload_bytes: bytes) -> SandboxSpare:
         """Fork a keeper for ``payload_bytes``, map it, and wait until pid 1 is built."""
         payload = msgspec.msgpack.decode(payload_bytes, type=SandboxPayload)
-        cgroup = None if payload.cgroup is None else Cgroup.create("domain", payload.cgroup)
+        name = f"domain-{os.getppid()}"  # the kernel's pid: whose sandboxes these are
+        cgroup = None if payload.cgroup is None else Cgroup.create(name, payload.cgroup)
         launch = payload.launch
         if cgroup is not None:
             launch = msgspec.structs.replace(launch, cgroup_procs=cgroup.attach_paths())
