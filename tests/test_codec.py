@@ -9,6 +9,7 @@ object that shares nothing with the sender's.
 from __future__ import annotations
 
 import itertools
+import socket
 from typing import Any
 
 import msgspec
@@ -353,3 +354,22 @@ def test_a_frozen_flat_message_near_the_size_limit_is_still_measured() -> None:
         sender.send(Label("x" * 1000))
     sender.send(Label("fits"))
     assert receiver.recv(timeout=0) == Label("fits")
+
+
+# -- framing on the socket ------------------------------------------------------------------------
+
+
+def test_plain_records_arrive_whole_or_not_at_all() -> None:
+    from sipkernel._core import _wire
+
+    mine, theirs = _wire.new_pair()
+    with mine, theirs:
+        assert _wire.recv_plain(theirs, block=False) is None  # nothing waits
+        big = bytes(range(256)) * 360  # two fragments
+        _wire.send_message(mine, big, [], 5)
+        _wire.send_message(mine, b"small", [], 5)
+        assert _wire.recv_plain(theirs, block=True) == bytes((_wire.KIND_MESSAGE,)) + big
+        assert _wire.recv_plain(theirs, block=False) == b"Msmall"
+        mine.shutdown(socket.SHUT_WR)
+        with pytest.raises(_wire.PeerVanished):
+            _wire.recv_plain(theirs, block=True)
