@@ -8,6 +8,7 @@ domain must still start, and (the leak check) nothing may be left behind.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
 import signal
@@ -563,3 +564,27 @@ def test_ctrl_c_every_process_exits_with_shutdown(tmp_path: Path) -> None:
     for attempt in range(3):
         out, _err, _elapsed, _tree = _interrupt(tmp_path / str(attempt), "group")
         assert out.splitlines()[-1] == "after: shutdown", out
+
+
+@pytest.mark.parametrize("style", ["sync", "async"])
+def test_failed_sends_give_their_credit_back(kernel: sk.Kernel, style: str) -> None:
+    """More refused sends than the channel's capacity, to a peer in another OS process:
+    each gives back the unit of credit it took, so later sends still go through."""
+    receiver, sender = sk.channel(STREAM, capacity=2, max_message=1024)
+    results, report = procs.report_channel()
+    kernel.spawn(procs.count_items, receiver, report, domain="process")
+    big = Item(0, data=b"x" * 4096)
+
+    def send_big() -> None:
+        if style == "sync":
+            sender.send(big, timeout=10)
+        else:
+            asyncio.run(sender.asend(big, timeout=10))
+
+    for _ in range(5):
+        with pytest.raises(sk.MessageTooLarge):
+            send_big()
+    for n in range(3):
+        sender.send(Item(n), timeout=10)
+    sender.close()
+    assert results.recv(timeout=10).count == 3

@@ -351,7 +351,7 @@ class MessageCodec:
         """
         if not self.carries_endpoints:
             payload = self._encode(message)
-            check = self.plain.get(type(message))  # _shareable(), inlined
+            check = self.plain.get(type(message))  # as in copy()
             if (check is None or not check(message)) and not self._fields_ok(message):
                 self._decode(payload, by_peer=False)  # checks every field, raises precisely
             return payload, _NO_FDS, None

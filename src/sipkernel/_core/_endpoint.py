@@ -250,7 +250,7 @@ class Endpoint:
             core.credit -= 1
         elif core.credit == 0:
             self._wait_for_credit(core, sock, deadline)
-        payload, fds, transfer = core.codec.encode_for_socket(message)
+        payload, fds, transfer = _encode_or_give_back(core, message)
         write = core.write_lock
         try:
             write.acquire()
@@ -284,7 +284,7 @@ class Endpoint:
             while not core.take_credit():
                 await await_any([core], FutureWaiter())
                 core.absorb()
-        payload, fds, transfer = core.codec.encode_for_socket(message)
+        payload, fds, transfer = _encode_or_give_back(core, message)
         try:
             async with asyncio.timeout(timeout):
                 await _wire.async_send_message(sock, payload, fds)
@@ -381,8 +381,8 @@ class Endpoint:
                     await waiter.future
                 else:
                     await await_any([core], waiter)
-            except BaseException:  # cancelled (a timeout, a kill): not waiting any more
-                self.forget(waiter)  # (whoever woke it has already let go of it)
+            except BaseException:  # cancelled (a timeout, a kill): stop waiting
+                self.forget(waiter)  # (a waiter that was woken is no longer registered)
                 raise
             message = self._take(core, None)
             if message is not _EMPTY:
@@ -569,6 +569,17 @@ def _deadline(timeout: float | None) -> float | None:
     if timeout < 0:
         raise UsageError(f"timeout must be >= 0, not {timeout}")
     return time.monotonic() + timeout
+
+
+def _encode_or_give_back(core: EndpointCore, message: Any) -> Any:
+    """Encode for the socket; if that fails (too large, a bad field), the unit of
+    credit taken for this send goes back, or ``capacity`` such failures would
+    leave the sender waiting for credit forever."""
+    try:
+        return core.codec.encode_for_socket(message)
+    except BaseException:
+        core.give_back_credit()
+        raise
 
 
 def _give_back(transfer: _Transfer | None) -> None:
