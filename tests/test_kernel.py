@@ -173,12 +173,14 @@ def test_spawn_rejects_an_unpicklable_argument_before_starting_a_domain(
     kernel: sk.Kernel,
 ) -> None:
     assert kernel.domain("process").os_pid  # the zygote and a domain are up
-    before = _settled_descendants(3)  # the zygote, the domain, the zygote's spare child
+    _settled_descendants(3)  # the zygote, the domain, the zygote's spare child
     with pytest.raises(sk.UsageError):
         kernel.spawn(procs.fail, threading.Lock(), domain="process")
     assert kernel.processes() == ()
-    assert descendants().keys() == before.keys()  # states (R/S) vary with scheduling
     assert len(kernel.domains) == 1
+    # No second domain came (with it, a fourth process: the zygote's next spare). The
+    # pids may differ: a spare that predates the kernel's script is replaced.
+    _settled_descendants(3)
 
 
 def test_spawn_with_a_moved_endpoint_argument_fails_at_the_call_site(kernel: sk.Kernel) -> None:

@@ -10,6 +10,8 @@ internal.
 
 import typing as _typing
 
+from ._lazy import lazy_names as _lazy_names
+
 if _typing.TYPE_CHECKING:
     from ._core._channel import channel
     from ._core._contract import Contract, ContractChecker, Direction, Role, Transition
@@ -103,15 +105,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> _typing.Any:
-    """Import the public API on first use (see ``_api``)."""
-    if name not in __all__:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import _api
-
-    value = getattr(_api, name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_names(__name__, dict.fromkeys(__all__, "._api"))
 
 
 def __dir__() -> list[str]:

@@ -161,7 +161,7 @@ def run_process(
             contenders: list[tuple[str, Callable[[], float]]] = []
             for name in names:
                 contenders.append((f"{name}/baseline", _pipe_round(pipes[name][0], n)))
-                contenders.append((f"{name}/sipkernel", _endpoint_round(echo[name], n)))
+                contenders.append((f"{name}/sipkernel", endpoint_round(echo[name], n)))
             progress(
                 f"rtt_process: {settings.rounds} rounds x {n} round trips x "
                 f"{len(names)} placement(s)"
@@ -243,7 +243,7 @@ def _pipe_round(conn: Connection, n: int) -> Callable[[], float]:
     return lambda: per_op_us(round_trips, n)
 
 
-def _endpoint_round(endpoint: sk.Endpoint, n: int) -> Callable[[], float]:
+def endpoint_round(endpoint: sk.Endpoint, n: int) -> Callable[[], float]:
     def round_trips(count: int) -> None:
         send, recv = endpoint.send, endpoint.recv
         for seq in range(count):

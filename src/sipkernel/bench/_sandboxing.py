@@ -21,11 +21,11 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 import sipkernel as sk
 
-from ._harness import BenchResult, Progress, Settings, compare, interleave, median, per_op_us
+from ._harness import BenchResult, Progress, Settings, compare, interleave, median
+from ._messaging import endpoint_round
 from ._procs import ECHO, READY, Ping, echo_server, replier
 
 BWRAP_ARGS = ("--unshare-all", "--ro-bind", "/", "/")
@@ -112,7 +112,7 @@ def run_sandbox_rtt(
         clients = {kind: _echo_in(kernel, kind) for kind in ("sandbox", "process")}
         progress(f"rtt_sandbox: {settings.rounds} rounds x {n} round trips, sandbox and process")
         samples = interleave(
-            [(kind, _round_trips(client, n)) for kind, client in clients.items()],
+            [(kind, endpoint_round(client, n)) for kind, client in clients.items()],
             settings.rounds,
         )
         for client in clients.values():
@@ -139,16 +139,6 @@ def _echo_in(kernel: sk.Kernel, kind: str) -> sk.Endpoint:
         client_end.send(Ping(seq))
         client_end.recv(timeout=30)
     return client_end
-
-
-def _round_trips(endpoint: sk.Endpoint, n: int) -> Callable[[], float]:
-    def round_trips(count: int) -> None:
-        send, recv = endpoint.send, endpoint.recv
-        for seq in range(count):
-            send(Ping(seq))
-            recv()
-
-    return lambda: per_op_us(round_trips, n)
 
 
 # -- sandbox_command_true -----------------------------------------------------------------------

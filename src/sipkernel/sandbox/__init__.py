@@ -10,8 +10,9 @@ kernel; the ``sandbox`` kind is registered with the public API
 (``import sipkernel``'s first use).
 """
 
-import importlib as _importlib
 import typing as _typing
+
+from .._lazy import lazy_names as _lazy_names
 
 if _typing.TYPE_CHECKING:
     from ._domain import SandboxDomain
@@ -48,10 +49,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> _typing.Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_importlib.import_module(home, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_names(__name__, _HOMES)

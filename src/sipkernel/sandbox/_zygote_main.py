@@ -23,7 +23,6 @@ import msgspec
 
 from ..domains import _zygote_protocol as proto
 from ..domains._child import serve
-from ..domains._runner import LoopThread
 from ..domains._zygote_main import Spare, StartFailed, Zygote, main
 from . import _linux
 from ._cgroups import Cgroup
@@ -150,15 +149,6 @@ class SandboxZygote(Zygote):
             _wait_and_serve(zygote, listener)
         finally:
             os._exit(71)
-
-    def become(
-        self,
-        request: proto.Fork,
-        fds: list[int],
-        zygote: socket.socket,
-        loop_thread: LoopThread | None,
-    ) -> None:
-        raise AssertionError("sandbox spares are built by _build, not by the standard spare")
 
 
 def _wait_and_serve(zygote: socket.socket, listener: int | None) -> None:
