@@ -62,6 +62,13 @@ def _read(path: str) -> str:
         return f.read(64)
 
 
+def _environ_names(path: str) -> list[str]:
+    """The variable names of an environment block (``/proc/PID/environ``), whole."""
+    with open(path, "rb") as f:
+        block = f.read()
+    return sorted(entry.split(b"=", 1)[0].decode() for entry in block.split(b"\0") if entry)
+
+
 def _create(path: str) -> str:
     with open(path, "x") as f:
         f.write("planted")
@@ -131,6 +138,7 @@ def _every_thread() -> list[str]:
 
 ATTEMPTS: dict[str, Callable[..., object]] = {
     "read": _read,
+    "environ_names": _environ_names,
     "create": _create,
     "listdir": lambda path: sorted(os.listdir(path)),
     "proc_pids": _proc_pids,

@@ -48,6 +48,7 @@ import sipkernel as sk
 from sipkernel._core._kernel import NESTED_ENV
 from sipkernel.sandbox import Limits, Policy
 from sipkernel.sandbox._compose import exec_files, sandbox_env
+from sipkernel.sandbox._policy import DEFAULT_ENV
 from sipkernel.sandbox._seccomp import syscall_number
 from sipkernel.sandbox._view import View
 
@@ -184,6 +185,12 @@ RUNNER = os.getpid()
 
 # What the sandbox's files look like for the case at hand.
 ROOT = os.getuid() == 0
+SETUID_0 = "errno EPERM" if ROOT else "errno EINVAL"
+"""Root's sandbox maps 0 (it may not become it); a user's does not map 0 at all."""
+_ALLOWED_HERE = {name for name in DEFAULT_ENV if name in os.environ}
+ZYGOTE_ENVIRON = (
+    "errno EACCES" if ROOT else f"ok {sorted({*_ALLOWED_HERE, 'HOME', 'PATH', 'PYTHONPATH'})}"
+)
 OUTSIDE_UID = 65534 if ROOT else os.getuid()  # the host uid the sandbox's uid 1000 maps to
 OUTSIDE_GID = 65534 if ROOT else os.getgid()
 COMMAND_VIEW = [
@@ -503,7 +510,7 @@ def user_ns_parent():
 """
 
 PRIVILEGE_ATTEMPTS = {
-    "setuid(0)": Attempt("os.setuid(0)", "errno EPERM"),
+    "setuid(0)": Attempt("os.setuid(0)", SETUID_0),
     "setgroups([0])": Attempt("os.setgroups([0])", "errno EPERM"),
     "rewrite the uid map": Attempt(
         "open('/proc/self/uid_map', 'w').write('0 0 1\\n')", "errno EACCES", landlock=True
@@ -981,15 +988,17 @@ DOMAIN_ATTEMPTS = [
     # (id, attempt, arguments, outcome)
     ("read /etc/shadow", "read", ("/etc/shadow",), "errno ENOENT"),
     ("read the runner's cmdline", "read", (f"/proc/{RUNNER}/cmdline",), "errno ENOENT"),
-    ("read pid 1's environ", "read", ("/proc/1/environ",), "errno EACCES"),
-    ("read its own environ", "read", ("/proc/self/environ",), "errno EACCES"),
+    # Root's sandbox changed uid (0 to 1000 inside) and is no longer dumpable; a user's
+    # did not, and reads its first environment: the sandbox zygote's allow-list.
+    ("read pid 1's environ", "environ_names", ("/proc/1/environ",), ZYGOTE_ENVIRON),
+    ("read its own environ", "environ_names", ("/proc/self/environ",), ZYGOTE_ENVIRON),
     ("list the pids in /proc", "proc_pids", (), "ok [1]"),
     ("SIGCONT to the runner", "kill", (RUNNER,), "errno ESRCH"),
     ("raw packet socket", "raw_socket", (), "errno EAFNOSUPPORT"),
     ("netlink socket", "netlink", (), "errno EAFNOSUPPORT"),
     ("clone3", "clone3", (), "errno ENOSYS"),
     ("personality(READ_IMPLIES_EXEC)", "personality", (0x0400000,), "errno EPERM"),
-    ("setuid(0)", "setuid", (0,), "errno EPERM"),
+    ("setuid(0)", "setuid", (0,), SETUID_0),
     (
         "plant a module in the import path",
         "create",
