@@ -1,7 +1,8 @@
-"""sipkernel in one screen: contracts, domains, a violation, a crash and a restart.
+"""sipkernel in one screen: contracts, three domains, a violation, a crash and a restart.
 
 Run with ``make demo`` (or ``python examples/demo.py``). Everything it shows is
-real: the tally service runs in a child OS process, the SIGKILL is a real
+real: the tally service runs in the kernel, in a child OS process and in a
+sandbox (where it is pid 1 of its own pid namespace), the SIGKILL is a real
 signal, and the supervisor really forks a new domain to replace it.
 """
 
@@ -87,8 +88,8 @@ def show_contract() -> None:
 
 
 def two_domains(kernel: sk.Kernel) -> None:
-    section(2, "The same code in two domains")
-    for domain in ("local", "process"):
+    section(2, "The same code in three domains")
+    for domain in ("local", "process", "sandbox"):
         service, client = sk.channel(TALLY)
         process = kernel.spawn(tally, service, domain=domain, name=f"tally-{domain}")
         for amount in (5, 10, 27):
@@ -96,7 +97,11 @@ def two_domains(kernel: sk.Kernel) -> None:
             client.recv()
         client.send(Read())
         value = client.recv()
-        where = "the kernel's own process" if value.os_pid == os.getpid() else "a child process"
+        where = {
+            "local": "the kernel's own process",
+            "process": "a child process",
+            "sandbox": "a child process in its own namespaces, seccomp-filtered",
+        }[domain]
         say(
             f"  {domain:8} total={value.total}  isolation={value.isolation!r}  "
             f"ran in {where} (pid {value.os_pid})"

@@ -38,6 +38,8 @@ def test_demo_shows_violation_crash_restart_and_reasons() -> None:
     out = _run("demo.py")
     assert "isolation='local'  ran in the kernel's own process" in out
     assert "isolation='process'  ran in a child process" in out
+    assert "isolation='sandbox'  ran in a child process in its own namespaces" in out
+    assert "(pid 1)" in out  # the sandbox's own pid namespace
     assert "ProtocolViolation: contract Tally, state Adding" in out
     assert "BrokenChannelError (peer_gone: the peer's OS process is gone)" in out
     assert "supervisor: restarted tally" in out
