@@ -168,3 +168,12 @@ def test_without_a_cgroup_a_violation_still_ends_the_whole_sandbox(kernel: sk.Ke
     assert handle.join(30).kind is sk.ExitKind.SECCOMP_VIOLATION
     with pytest.raises(sk.BrokenChannelError):
         results.recv(timeout=30)
+
+
+def test_the_domain_says_what_enforces_each_limit(kernel: sk.Kernel) -> None:
+    box = kernel.domain("sandbox")
+    assert set(box.enforcement) == {"memory", "pids", "open_files", "file_size"}
+    assert box.enforcement["memory"] in ("cgroup v1", "cgroup v2") or box.enforcement[
+        "memory"
+    ].startswith("RLIMIT_AS")
+    assert box.enforcement["open_files"] == "rlimit"

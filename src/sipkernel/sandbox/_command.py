@@ -57,13 +57,22 @@ _TYPED_EXIT_CODES = {
 class CommandResult:
     """How a sandboxed command ended, with what it cost."""
 
-    def __init__(self, reason: ExitReason, status: int | None, wall: float, usage: object) -> None:
+    def __init__(
+        self,
+        reason: ExitReason,
+        status: int | None,
+        wall: float,
+        cpu: float,
+        peak_memory: int | None,
+        *,
+        interrupted: bool,
+    ) -> None:
         self.reason = reason
         self.status = status
         self.wall_seconds = wall
-        self.cpu_seconds = getattr(usage, "ru_utime", 0.0) + getattr(usage, "ru_stime", 0.0)
-        self.peak_memory: int | None = None
-        self.interrupted = False
+        self.cpu_seconds = cpu
+        self.peak_memory = peak_memory
+        self.interrupted = interrupted
 
     @property
     def exit_code(self) -> int:
@@ -133,10 +142,14 @@ def run(policy: Policy, argv: list[str]) -> CommandResult:
         sandbox.await_ready(report[0])
         status, usage, interrupted = _wait(sandbox, pid)
         cpu = usage.ru_utime + usage.ru_stime
-        reason = sandbox.reason(status, cpu_seconds=cpu)
-        result = CommandResult(reason, status, time.monotonic() - start, usage)
-        result.interrupted = interrupted
-        result.peak_memory = sandbox.peak_memory() or usage.ru_maxrss * 1024
+        result = CommandResult(
+            sandbox.reason(status, cpu_seconds=cpu),
+            status,
+            time.monotonic() - start,
+            cpu,
+            sandbox.peak_memory() or usage.ru_maxrss * 1024,
+            interrupted=interrupted,
+        )
     finally:
         sandbox.close()
     return result

@@ -69,6 +69,8 @@ class SandboxDomain(ProcessDomain):
         spec = msgspec.structs.replace(composed.launch.spec, env=env)
         composed.launch = msgspec.structs.replace(composed.launch, spec=spec)
         self.sandbox = Sandbox(policy, composed, name, make_cgroup=False)  # the zygote makes it
+        self.enforcement = composed.enforcement
+        """For each limit, what enforces it here (``cgroup v1``, ``RLIMIT_AS ...``)."""
         self._watch: threading.Thread | None = None
         self._script_sent = False
         try:

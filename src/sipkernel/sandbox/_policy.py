@@ -22,7 +22,7 @@ field has a strict default, so ``Policy()`` is the documented default policy:
 Limits that have a cgroup (memory, tasks, CPU share) use one when this
 machine offers it (cgroup v2 where delegated or as root, else v1); memory
 and tasks fall back to rlimits (``RLIMIT_AS``, ``RLIMIT_NPROC``) otherwise,
-and the sandbox's setup report says which enforced each.
+and a sandbox domain's ``enforcement`` says which enforced each.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ from ._errors import SandboxSetupError
 from ._policy import MiB, Policy
 from ._seccomp import Violation, ViolationWatcher
 
-KEEPER_MAP_TIMEOUT = 10.0
 EXIT_CPU_LIMIT = 128 + signal.SIGXCPU
 """The exit code of a domain's pid 1 on SIGXCPU (as pid 1 it cannot die of it)."""
 

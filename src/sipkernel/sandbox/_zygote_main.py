@@ -27,6 +27,7 @@ from ..domains._zygote_main import Spare, StartFailed, Zygote, main
 from . import _linux
 from ._cgroups import Cgroup
 from ._contain import (
+    Launch,
     SandboxPayload,
     keeper_enter,
     keeper_fork_init,
@@ -125,11 +126,8 @@ class SandboxZygote(Zygote):
             spare.error = str(exc)
         return spare
 
-    def _contain(self, launch: object, zygote: socket.socket) -> None:
+    def _contain(self, launch: Launch, zygote: socket.socket) -> None:
         """In the new keeper: contain, and in pid 1 wait to be assigned (never returns)."""
-        from ._contain import Launch
-
-        assert isinstance(launch, Launch)
         try:
             self._detach()
             try:
