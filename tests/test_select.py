@@ -10,6 +10,7 @@ import pytest
 import procs
 import sipkernel as sk
 from procs import STREAM, Item
+from sipkernel._core import _select as sk_select
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -209,3 +210,26 @@ def test_select_times_out_on_a_socket_backed_endpoint(kernel: sk.Kernel) -> None
         asyncio.run(sk.aselect([receiver, local_receiver], timeout=0.05))
     receiver.close()
     assert handle.join(10).kind is sk.ExitKind.NORMAL
+
+
+def test_select_hears_a_peer_that_moved_to_another_os_process_while_it_polled(
+    kernel: sk.Kernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The peer leaves between select's look at the sockets and its poll.
+
+    The endpoint turns into a socket after select chose to wait in memory;
+    without a second look select would sleep through the socket's message.
+    """
+    [receiver], [sender] = _streams(1)
+    poll_all = sk_select._poll_all
+    moved: list[sk.ProcessHandle] = []
+
+    def poll_after_the_move(endpoints: list[sk.Endpoint], waiter: object) -> object:
+        if not moved:  # the first poll: move the peer out right now
+            moved.append(kernel.spawn(procs.send_items, sender, 1, domain="process"))
+        return poll_all(endpoints, waiter)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sk_select, "_poll_all", poll_after_the_move)
+    # No timeout: before the fix this select slept forever (the watchdog failed it).
+    assert sk.select([receiver]) == (receiver, Item(0))
+    assert moved[0].join(20).is_normal

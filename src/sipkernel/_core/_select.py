@@ -22,12 +22,14 @@ def select(endpoints: Sequence[Endpoint], timeout: float | None = None) -> tuple
     _check(endpoints)
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        fds = [core.sock.fileno() for core in map(_core, endpoints) if core.sock is not None]
+        fds = _socket_fds(endpoints)
         waiter: ThreadWaiter | FdThreadWaiter = FdThreadWaiter() if fds else ThreadWaiter()
         try:
             ready = _poll_all(endpoints, waiter)
             if ready is not None:
                 return ready
+            if _socket_fds(endpoints) != fds:
+                continue  # a peer moved to another OS process meanwhile: wait on its socket too
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise ReceiveTimeout(f"no message on any of {len(endpoints)} endpoints")
@@ -67,6 +69,16 @@ def _check(endpoints: Sequence[Endpoint]) -> None:
     for ep in endpoints:
         if not isinstance(ep, Endpoint):
             raise UsageError(f"select takes endpoints, not {type(ep).__name__}")
+
+
+def _socket_fds(endpoints: Sequence[Endpoint]) -> list[int]:
+    """The sockets to wait on: those of endpoints whose peer is in another OS process.
+
+    An in-process endpoint switches to a socket when its peer moves out; a
+    waiter registered before the switch would never hear of what then
+    arrives on the socket, so ``select`` compares this list before it waits.
+    """
+    return [core.sock.fileno() for core in map(_core, endpoints) if core.sock is not None]
 
 
 def _core(ep: Endpoint) -> EndpointCore:

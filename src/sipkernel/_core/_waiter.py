@@ -13,7 +13,39 @@ import contextlib
 import math
 import select
 import threading
-from typing import Protocol
+import time
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+_T = TypeVar("_T")
+
+
+SIGNAL_SLICE = 0.1
+"""Longest single block of the main thread, in seconds (see :func:`in_slices`)."""
+
+_MAIN_THREAD = threading.main_thread().ident
+_get_ident = threading.get_ident
+
+
+def in_slices(
+    wait: Callable[[float | None], _T], timeout: float | None, done: Callable[[_T], bool]
+) -> _T:
+    """``wait(timeout)``, but in the main thread in slices of at most ``SIGNAL_SLICE``.
+
+    CPython runs a signal's handler (Ctrl-C's ``KeyboardInterrupt``) between
+    bytecodes of the main thread. A signal that lands after the last check
+    and before the thread blocks interrupts nothing: the handler would wait
+    for the block to end, which may be never. Between slices Python gets the
+    chance to run it. Other threads block in one piece.
+    """
+    if threading.get_ident() != _MAIN_THREAD:
+        return wait(timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = SIGNAL_SLICE if deadline is None else deadline - time.monotonic()
+        result = wait(max(min(remaining, SIGNAL_SLICE), 0.0))
+        if done(result) or (deadline is not None and time.monotonic() >= deadline):
+            return result
 
 
 class Waiter(Protocol):
@@ -39,6 +71,16 @@ class ThreadWaiter:
 
     def wait(self, timeout: float | None) -> bool:
         """Block until woken or until ``timeout`` seconds pass; True if woken."""
+        if timeout is None:  # the hot path, kept to a few bytecodes
+            acquire = self._lock.acquire
+            if _get_ident() != _MAIN_THREAD:
+                return acquire()
+            while not acquire(timeout=SIGNAL_SLICE):
+                pass  # a signal's handler (Ctrl-C) runs here: see in_slices
+            return True
+        return in_slices(self._acquire, timeout, bool)
+
+    def _acquire(self, timeout: float | None) -> bool:
         return self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0))
 
 
@@ -71,8 +113,12 @@ class FdThreadWaiter:
         poller.register(self._efd, select.POLLIN)
         for fd in fds:
             poller.register(fd, select.POLLIN)
-        ms = None if timeout is None else max(math.ceil(timeout * 1000), 0)
-        return [fd for fd, _ in poller.poll(ms) if fd != self._efd]
+
+        def poll(timeout: float | None) -> list[int]:
+            ms = None if timeout is None else max(math.ceil(timeout * 1000), 0)
+            return [fd for fd, _ in poller.poll(ms)]
+
+        return [fd for fd in in_slices(poll, timeout, bool) if fd != self._efd]
 
     def close(self) -> None:
         import os

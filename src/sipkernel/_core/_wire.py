@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from ._waiter import in_slices
+
 FRAGMENT: Final = 60 * 1024
 MAX_FDS: Final = 64
 KIND_MESSAGE: Final = ord("M")
@@ -125,7 +127,11 @@ def send_record(sock: socket.socket, record: bytes, fds: list[int], timeout: flo
 def wait_fd(fd: int, events: int, timeout: float | None) -> bool:
     poller = select.poll()
     poller.register(fd, events)
-    return bool(poller.poll(None if timeout is None else max(math.ceil(timeout * 1000), 0)))
+
+    def poll(timeout: float | None) -> bool:
+        return bool(poller.poll(None if timeout is None else max(math.ceil(timeout * 1000), 0)))
+
+    return in_slices(poll, timeout, bool)
 
 
 def try_recv_record(sock: socket.socket) -> Record | None:
