@@ -98,7 +98,9 @@ def test_host_pids_are_invisible(kernel: sk.Kernel) -> None:
 
 def test_only_its_own_descriptors_cross(kernel: sk.Kernel) -> None:
     numbers = probe(kernel, sp.probe_fds).numbers
-    assert len(numbers) <= 8, numbers  # 0-2, the control socket, its channels, the listing
+    # 0-2, the control socket, its channels, the listing, and the event loop's epoll
+    # and wake-up pair (the spare starts the loop while it waits)
+    assert len(numbers) <= 11, numbers
 
 
 def test_a_forbidden_system_call_kills_the_domain_and_is_named(kernel: sk.Kernel) -> None:

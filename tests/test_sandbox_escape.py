@@ -536,11 +536,14 @@ def test_a_domain_holds_no_descriptor_of_the_hosts(kernel: sk.Kernel, tmp_path: 
         os.close(fd)
     fds = ast.literal_eval(text.removeprefix("ok "))
     assert {0, 1, 2} <= fds.keys()
-    # Beyond stdio: only the domain's own sockets (its control channel); no file of the
-    # host's, no seccomp listener (with which it could answer its own violations).
+    # Beyond stdio: only the domain's own sockets (its control channel, its event loop's
+    # wake-up pair) and that loop's epoll; no file of the host's, no seccomp listener
+    # (with which it could answer its own violations).
     extra = {n: target for n, target in fds.items() if n > 2}
     assert extra, fds
-    assert all(target.startswith("socket:[") for target in extra.values()), fds
+    own = ("socket:[", "anon_inode:[eventpoll]")
+    assert all(target.startswith(own) for target in extra.values()), fds
+    assert list(fds.values()).count("anon_inode:[eventpoll]") <= 1, fds
     assert str(secret) not in fds.values()
 
 

@@ -39,6 +39,7 @@ from sipkernel.sandbox._seccomp import (
     SyscallPolicy,
     Violation,
     ViolationWatcher,
+    compile_filter,
     export_bpf,
     install,
     syscall_name,
@@ -496,6 +497,17 @@ def test_export_bpf_writes_a_whole_program(tmp_path: Path) -> None:
         file.write(b"")  # a buffered file object works as well
         export_bpf(SyscallPolicy(), file)
     assert (tmp_path / "again.bpf").read_bytes() == program
+
+
+def test_a_compiled_filter_is_the_exported_program_and_is_made_once(tmp_path: Path) -> None:
+    export_bpf(SyscallPolicy(), tmp_path / "filter.bpf")
+    program = compile_filter(SyscallPolicy(), listener=False)
+    assert (program.bpf, program.notify) == ((tmp_path / "filter.bpf").read_bytes(), False)
+    assert compile_filter(SyscallPolicy(), listener=False) is program
+    notifying = compile_filter(SyscallPolicy(), listener=True)
+    assert notifying.notify
+    assert notifying.bpf != program.bpf  # dangerous calls held for a listener, not killed
+    assert not compile_filter(SyscallPolicy(on_violation="errno"), listener=True).notify
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="reads x86_64 constants")

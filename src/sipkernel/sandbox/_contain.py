@@ -197,21 +197,25 @@ def explain_unshare_failure(exc: OSError, flags: int) -> str:
     return f"unshare failed: {exc.strerror}"
 
 
-def keeper_fork_init(launch: Launch, keep: tuple[int, ...] = ()) -> int | None:
+def keeper_fork_init(
+    launch: Launch, keep: tuple[int, ...] = (), program: _seccomp.Program | None = None
+) -> int | None:
     """In the keeper, once mapped: fork pid 1 and return in it, built and filtered.
 
     Returns, in pid 1, the seccomp listener, which the caller must hand to the
     supervisor with :func:`report_ready` before any untrusted code runs; a
     failed step raises (``SandboxSetupError`` names it) for the caller to
     report with :func:`report_failed`. ``keep`` lists descriptors (besides 0,
-    1 and 2) that pid 1 keeps open. The keeper itself never returns: it waits
+    1 and 2) that pid 1 keeps open. ``program`` is ``launch.syscalls``'s
+    filter compiled ahead (``_seccomp.compile_filter`` with a listener), or
+    None to compile it in pid 1. The keeper itself never returns: it waits
     for pid 1 and exits as it did.
     """
     alive_r, alive_w = os.pipe()  # end-of-file on alive_r: the keeper is gone
     pid = os.fork()
     if pid == 0:
         os.close(alive_w)
-        return _build_init(launch, (*keep, alive_r), alive_r)
+        return _build_init(launch, (*keep, alive_r), alive_r, program)
     os.close(alive_r)
     _keep(pid, alive_w)
 
@@ -249,12 +253,16 @@ def _exit_like(status: int) -> NoReturn:
 # -- pid 1 --------------------------------------------------------------------------------
 
 
-def _build_init(launch: Launch, keep: tuple[int, ...], keeper_alive: int) -> int | None:
+def _build_init(
+    launch: Launch, keep: tuple[int, ...], keeper_alive: int, program: _seccomp.Program | None
+) -> int | None:
     execute(plan(launch.spec, launch.uid, launch.gid))
     _die_with_the_keeper(keeper_alive)
     _linux.close_fds_except({0, 1, 2, *keep})
     try:
-        return _seccomp.install(launch.syscalls, listener=True)
+        if program is None:
+            program = _seccomp.compile_filter(launch.syscalls, listener=True)
+        return _seccomp.load(program)
     except Exception as exc:
         raise SandboxSetupError("install the seccomp filter", str(exc)) from exc
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import functools
 import os
 import socket
 import struct
@@ -105,8 +106,10 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0) -> int:
     )
 
 
+@functools.cache
 def last_capability() -> int:
-    """The highest capability number this kernel knows."""
+    """The highest capability number this kernel knows (fixed while it runs: read once,
+    so that a zygote's children do not read it again)."""
     try:
         with open("/proc/sys/kernel/cap_last_cap") as f:
             return int(f.read())

@@ -96,6 +96,11 @@ _TTY_REQUESTS: Final = (0x5412, 0x541C)  # TIOCSTI (types into a terminal), TIOC
 _LOW32: Final = 0xFFFFFFFF  # ioctl requests and personalities are 32-bit; registers are not
 _USER_NOTIF_FLAG_CONTINUE: Final = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE: run the held call
 _NAME = re.compile(r"[a-z_][a-z0-9_]*\Z")
+_PR_SET_NO_NEW_PRIVS: Final = 38
+_SET_MODE_FILTER: Final = 1  # SECCOMP_SET_MODE_FILTER
+_FLAG_TSYNC: Final = 1  # SECCOMP_FILTER_FLAG_TSYNC: every thread of the process
+_FLAG_NEW_LISTENER: Final = 1 << 3  # SECCOMP_FILTER_FLAG_NEW_LISTENER
+_FLAG_TSYNC_ESRCH: Final = 1 << 4  # a thread that cannot sync fails the call (ESRCH)
 
 
 class SyscallPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -243,6 +248,34 @@ def _build(policy: SyscallPolicy, *, notify: bool) -> Any:
 # -- installing and exporting ------------------------------------------------------------------
 
 
+class Program(NamedTuple):
+    """A filter compiled to classic BPF, ready for :func:`load` (see :func:`compile_filter`)."""
+
+    bpf: bytes
+    """The ``struct sock_filter`` instructions, as libseccomp generates them."""
+    notify: bool
+    """Dangerous calls go to a listener, which loading it returns."""
+
+
+@functools.lru_cache(maxsize=16)
+def compile_filter(policy: SyscallPolicy, *, listener: bool) -> Program:
+    """``policy``'s filter as BPF, compiled once per policy (libseccomp takes milliseconds).
+
+    A zygote compiles here, before it forks, and each sandbox only loads the
+    program: the same instructions libseccomp's own load would generate.
+    ``listener`` as for :func:`install`.
+    """
+    notify = listener and policy.on_violation == "kill"
+    if policy.exec_once and not notify:
+        raise UsageError("exec_once needs a listener to let the first execve through")
+    _libc(), _seccomp_number()  # cached here too: a forked child only loads
+    fd = os.memfd_create("sipkernel-seccomp", os.MFD_CLOEXEC)
+    with open(fd, "w+b", buffering=0) as file:
+        _build(policy, notify=notify).export_bpf(file)
+        file.seek(0)
+        return Program(file.read(), notify)
+
+
 def install(policy: SyscallPolicy, *, listener: bool) -> int | None:
     """Load ``policy``'s filter into the calling process (all its threads); returns the listener.
 
@@ -260,12 +293,48 @@ def install(policy: SyscallPolicy, *, listener: bool) -> int | None:
     of its children. The kernel allows one listener per chain of filters: a
     process whose filters already have one gets OSError here.
     """
-    notify = listener and policy.on_violation == "kill"
-    if policy.exec_once and not notify:
-        raise UsageError("exec_once needs a listener to let the first execve through")
-    flt = _build(policy, notify=notify)
-    flt.load()
-    return _listener_fd(flt) if notify else None
+    return load(compile_filter(policy, listener=listener))
+
+
+class _SockFprog(ctypes.Structure):
+    """``struct sock_fprog``: the instruction count and where they are."""
+
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_char_p))
+
+
+def load(program: Program) -> int | None:
+    """Load ``program`` into the calling process as libseccomp's load would: set
+    no_new_privs, then ``seccomp(SET_MODE_FILTER)`` synchronising every thread
+    (failing if one cannot be), asking for a listener when ``program.notify``.
+    Returns the listener (close-on-exec), or None; see :func:`install`."""
+    libc = _libc()
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0:
+        raise _errno_error("prctl(PR_SET_NO_NEW_PRIVS)")
+    flags = _FLAG_TSYNC | _FLAG_TSYNC_ESRCH
+    if program.notify:
+        flags |= _FLAG_NEW_LISTENER
+    fprog = _SockFprog(len(program.bpf) // 8, program.bpf)
+    rc = libc.syscall(_seccomp_number(), _SET_MODE_FILTER, flags, ctypes.byref(fprog))
+    if rc < 0:
+        raise _errno_error("seccomp(SECCOMP_SET_MODE_FILTER)")
+    return rc if program.notify else None
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+@functools.cache
+def _seccomp_number() -> int:
+    return syscall_number("seccomp")
+
+
+def _errno_error(what: str) -> OSError:
+    code = ctypes.get_errno()
+    return OSError(code, f"{what}: {os.strerror(code)}")
 
 
 def export_bpf(policy: SyscallPolicy, target: str | os.PathLike[str] | IO[bytes]) -> None:
@@ -281,17 +350,6 @@ def export_bpf(policy: SyscallPolicy, target: str | os.PathLike[str] | IO[bytes]
     else:
         target.flush()  # libseccomp writes to the descriptor: buffered bytes go first
         flt.export_bpf(target)
-
-
-def _listener_fd(flt: Any) -> int:
-    # libseccomp keeps the listener of the filter it loaded and hands it out through
-    # seccomp_notify_fd(ctx), which wants a valid filter context; pyseccomp (0.1.x) has
-    # no public way to it and keeps the context in its private ``_filter``. This is
-    # the one place that reads it.
-    fd = int(_libseccomp().seccomp_notify_fd(ctypes.c_void_p(flt._filter)))
-    if fd < 0:
-        raise OSError(-fd, f"no seccomp listener: {os.strerror(-fd)}")
-    return fd
 
 
 # -- the supervisor's side ---------------------------------------------------------------------

@@ -23,8 +23,9 @@ import msgspec
 
 from ..domains import _zygote_protocol as proto
 from ..domains._child import serve
+from ..domains._runner import LoopThread
 from ..domains._zygote_main import Spare, StartFailed, Zygote, main
-from . import _linux
+from . import _landlock, _linux, _seccomp
 from ._cgroups import Cgroup
 from ._contain import (
     Launch,
@@ -49,6 +50,8 @@ class SandboxSpare(Spare):
         self.payload = payload
         self.cgroup = cgroup
         self.error: str | None = None
+        self.ready = False
+        """Pid 1 said it is built (or ``error`` says why it is not)."""
 
 
 class SandboxZygote(Zygote):
@@ -72,10 +75,10 @@ class SandboxZygote(Zygote):
             raise StartFailed("a sandboxed domain was requested without its launch plan")
         spare, self.spare = self.spare, None
         if isinstance(spare, SandboxSpare) and spare.payload == request.payload:
-            return spare
+            return _ready(spare)
         if spare is not None:
             self.discard(spare)  # built for another policy
-        return self._build(request.payload)
+        return _ready(self._build(request.payload))
 
     def discard(self, spare: Spare, *, dead: bool = False) -> None:
         super().discard(spare, dead=dead)
@@ -99,20 +102,26 @@ class SandboxZygote(Zygote):
     # -- building one ------------------------------------------------------------------------
 
     def _build(self, payload_bytes: bytes) -> SandboxSpare:
-        """Fork a keeper for ``payload_bytes``, map it, and wait until pid 1 is built."""
+        """Fork a keeper for ``payload_bytes`` and map it; pid 1 goes on building alone.
+
+        The zygote does not wait for pid 1 here: it goes back to serving while
+        the sandbox builds on another CPU, and waits for it (``_ready``) only
+        when a request takes the spare.
+        """
         payload = msgspec.msgpack.decode(payload_bytes, type=SandboxPayload)
         name = f"domain-{os.getppid()}"  # the kernel's pid: whose sandboxes these are
         cgroup = None if payload.cgroup is None else Cgroup.create(name, payload.cgroup)
         launch = payload.launch
         if cgroup is not None:
             launch = msgspec.structs.replace(launch, cgroup_procs=cgroup.attach_paths())
+        program = _compiled(launch)
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
             # Nothing of the zygote's but what _detach closes: no other domain's socket.
             keep = {0, 1, 2, theirs.fileno(), self.sock.fileno(), self.wake_r, self.wake_w}
             _linux.close_fds_except(keep)
-            self._contain(launch, theirs)
+            self._contain(launch, theirs, program)
         theirs.close()
         self.children.add(pid)
         spare = SandboxSpare(pid, mine, payload_bytes, cgroup)
@@ -121,12 +130,13 @@ class SandboxZygote(Zygote):
             if payload.id_maps is not None:
                 map_keeper(pid, payload.id_maps)
             mine.send(b"m")
-            _expect(mine, b"r")
-        except StartFailed as exc:
+        except (StartFailed, OSError) as exc:
             spare.error = str(exc)
         return spare
 
-    def _contain(self, launch: Launch, zygote: socket.socket) -> None:
+    def _contain(
+        self, launch: Launch, zygote: socket.socket, program: _seccomp.Program | None
+    ) -> None:
         """In the new keeper: contain, and in pid 1 wait to be assigned (never returns)."""
         try:
             self._detach()
@@ -139,7 +149,7 @@ class SandboxZygote(Zygote):
             if zygote.recv(16) != b"m":
                 return
             try:
-                listener = keeper_fork_init(launch, keep=(zygote.fileno(),))
+                listener = keeper_fork_init(launch, keep=(zygote.fileno(),), program=program)
             except BaseException as exc:  # pid 1: a set-up step failed
                 report_failed(zygote, exc)
                 return
@@ -149,8 +159,37 @@ class SandboxZygote(Zygote):
             os._exit(71)
 
 
+def _ready(spare: SandboxSpare) -> SandboxSpare:
+    """``spare``, once pid 1 has reported its sandbox built (or failed: ``error``)."""
+    if not spare.ready and spare.error is None:
+        try:
+            _expect(spare.sock, b"r")
+        except StartFailed as exc:
+            spare.error = str(exc)
+    spare.ready = True
+    return spare
+
+
+def _compiled(launch: Launch) -> _seccomp.Program | None:
+    """The spare's seccomp filter, compiled here once per policy; None if it cannot be
+    (pid 1 then compiles it itself, and its failure names the step). Also asks here,
+    once, what pid 1 would ask the kernel on every build."""
+    _landlock.abi_version()
+    _linux.last_capability()
+    try:
+        return _seccomp.compile_filter(launch.syscalls, listener=True)
+    except Exception:
+        return None
+
+
 def _wait_and_serve(zygote: socket.socket, listener: int | None) -> None:
-    """In pid 1, built and filtered: take the domain's sockets, report, serve."""
+    """In pid 1, built and filtered: take the domain's sockets, report, serve.
+
+    The event loop for ``async def`` processes starts while the spare waits
+    (it is sipkernel's code, and the thread inherits every layer, the filter
+    included), so a start does not pay for it.
+    """
+    loop_thread = LoopThread("sipkernel-domain-loop")
     request = proto.recv_request_blocking(zygote)
     if request is None:
         return  # retired
@@ -161,7 +200,7 @@ def _wait_and_serve(zygote: socket.socket, listener: int | None) -> None:
     # Only now may the application's code load (its modules as its processes start,
     # its script when sent). As pid 1 it would ignore SIGXCPU: exit saying so instead.
     signal.signal(signal.SIGXCPU, lambda *_: os._exit(EXIT_CPU_LIMIT))
-    serve(ctl_fd, None, kind="sandbox")
+    serve(ctl_fd, loop_thread, kind="sandbox")
 
 
 def _expect(sock: socket.socket, what: bytes) -> None:
