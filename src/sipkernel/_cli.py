@@ -36,6 +36,16 @@ def _name_list(text: str) -> list[str]:
     return names
 
 
+def _add_set_flag(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    parser.add_argument(
+        "--set",
+        metavar="PROCESS.ARG=VALUE",
+        action="append",
+        default=[],
+        help=f"{prefix}replace a process argument for this run (a TOML value; repeatable)",
+    )
+
+
 # -- sipkernel bench ---------------------------------------------------------------------
 
 
@@ -75,6 +85,16 @@ def _add_bench(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="write or update the results table in FILE (BENCHMARKS.md form)",
     )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    parser.add_argument(
+        "suite",
+        nargs="?",
+        choices=["isolation"],
+        help="isolation: run an application (default WebFiles) under every configuration",
+    )
+    parser.add_argument("manifest", nargs="?", metavar="APP.toml", help="for isolation")
+    parser.add_argument("--plot", metavar="STEM", help="isolation: write STEM.png and STEM.svg")
+    parser.add_argument("--data", metavar="DIR", help="isolation: the data directory")
+    _add_set_flag(parser, "isolation: ")
     parser.set_defaults(handler=_bench, command_parser=parser)
 
 
@@ -84,6 +104,10 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.list:
         print("\n".join(bench.BENCHMARK_NAMES))
         return 0
+    if args.suite == "isolation":
+        return _bench_isolation(args, parser)
+    if args.manifest is not None or args.plot or args.data or args.set:
+        parser.error("APP.toml, --plot, --data and --set are for `sipkernel bench isolation`")
     names: list[str] | None = args.only
     if names is not None:
         unknown = [name for name in names if name not in bench.BENCHMARK_NAMES]
@@ -101,6 +125,32 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.markdown:
         bench.update_markdown(args.markdown, results, shlex.join(["sipkernel", *args.argv]))
     return 0
+
+
+def _bench_isolation(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ._core._errors import UsageError
+    from .app import ManifestError
+    from .bench._isolation_command import bench_isolation
+
+    if args.only:
+        parser.error("--only is for the micro-benchmarks, not `bench isolation`")
+    try:
+        return bench_isolation(
+            args.manifest,
+            rounds=args.rounds,
+            quick=args.quick,
+            sets=args.set,
+            data_dir=args.data,
+            json_path=args.json,
+            plot_stem=args.plot,
+            markdown=args.markdown,
+            command=shlex.join(["sipkernel", *args.argv]),
+        )
+    except ManifestError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        parser.error(str(exc))
 
 
 # -- sipkernel sandbox ---------------------------------------------------------------------
@@ -151,10 +201,65 @@ def _sandbox(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 125
 
 
+# -- sipkernel run / check -------------------------------------------------------------------
+
+
+def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run an application from its manifest",
+        description=(
+            "Start the application APP.toml declares, under one of its isolation "
+            "configurations; stream its output; stop in order when its main process "
+            "ends or on Ctrl-C, and print every process's exit reason."
+        ),
+        epilog="exit status: 0 main ended normally; 1 it did not; 2 bad manifest; 130 Ctrl-C.",
+    )
+    parser.add_argument("manifest", metavar="APP.toml")
+    parser.add_argument("--isolation", metavar="NAME", help="the configuration to run")
+    parser.add_argument("--data", metavar="DIR", help="the data directory (default: [app] data)")
+    _add_set_flag(parser)
+    parser.set_defaults(handler=_run, command_parser=parser)
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ._core._errors import UsageError
+    from .app._commands import run_app
+
+    try:
+        return run_app(args.manifest, isolation=args.isolation, data_dir=args.data, sets=args.set)
+    except UsageError as exc:
+        parser.error(str(exc))
+
+
+def _add_check(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="validate an application manifest without running it",
+        description=(
+            "Check APP.toml: syntax, types, unknown names, endpoints whose contracts "
+            "do not match, parameters nothing gives (capabilities not granted), "
+            "processes no supervisor reaches, supervision cycles, domain kinds this "
+            "machine cannot provide. Each problem names its line and what to write."
+        ),
+        epilog="exit status: 0 valid; 2 problems found.",
+    )
+    parser.add_argument("manifest", metavar="APP.toml")
+    parser.set_defaults(handler=_check, command_parser=parser)
+
+
+def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .app._commands import check_app
+
+    return check_app(args.manifest)
+
+
 # -- the entry point ----------------------------------------------------------------------
 
 COMMANDS: dict[str, Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = {
     "bench": _add_bench,
+    "check": _add_check,
+    "run": _add_run,
     "sandbox": _add_sandbox,
 }
 

@@ -306,9 +306,8 @@ class Supervisor:
         if isinstance(spec, SupervisorSpec):
             incarnation = self._start_nested(spec)
         else:
-            handle = self._kernel.spawn(
-                spec.fn, *spec.start_args(), domain=spec.domain, name=spec.id
-            )
+            domain = spec.domain() if callable(spec.domain) else spec.domain
+            handle = self._kernel.spawn(spec.fn, *spec.start_args(), domain=domain, name=spec.id)
             incarnation = _Incarnation(handle)
         with self._lock:
             child.current = incarnation

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._core._domain import Domain
 from ._core._endpoint import Endpoint
 from ._core._errors import UsageError
 from ._core._exit import ExitReason
@@ -62,7 +63,9 @@ class ChildSpec:
     give ``args_factory`` instead, a callable (any callable: it runs in the
     kernel, not in the process) that builds fresh arguments at every start.
     ``domain`` is a domain kind name: each start gets a fresh domain of that
-    kind (``None``: the shared local domain). ``shutdown`` is the grace, in
+    kind (``None``: the shared local domain); or a callable returning the
+    domain for each start (a policy-bearing sandbox, a domain shared by a
+    group of processes). ``shutdown`` is the grace, in
     seconds, of an ordered stop before the process is killed. ``register_as``
     registers every incarnation under that name, so peers can find the current
     one with ``Kernel.whereis``.
@@ -72,7 +75,7 @@ class ChildSpec:
     fn: Callable[..., Any]
     args: tuple[Any, ...] = ()
     args_factory: Callable[[], tuple[Any, ...]] | None = None
-    domain: str | None = None
+    domain: str | Callable[[], Domain] | None = None
     restart: Restart = Restart.PERMANENT
     shutdown: float = 5.0
     register_as: str | None = None

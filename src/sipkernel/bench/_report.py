@@ -116,22 +116,29 @@ def markdown_section(results: Sequence[BenchResult], command: str) -> str:
 def update_markdown(
     path: str | os.PathLike[str], results: Sequence[BenchResult], command: str
 ) -> None:
-    """Replace the generated block of ``path`` (or add one; create the file if needed).
+    """Replace the generated block of ``path`` (or add one; create the file if needed)."""
+    update_block(path, BEGIN, END, markdown_section(results, command), "Latest results")
 
-    Everything outside the markers is left as it is, so the prose around the
-    table survives a rerun.
+
+def update_block(
+    path: str | os.PathLike[str], begin_mark: str, end_mark: str, block: str, heading: str
+) -> None:
+    """Put ``block`` (which starts with ``begin_mark`` and ends with ``end_mark``) in ``path``.
+
+    An existing block between the marks is replaced; everything outside them
+    is left as it is, so the prose around a table survives a rerun. Without
+    one, the block is appended under ``heading``.
     """
     target = Path(path)
-    section = markdown_section(results, command)
     if not target.exists():
-        target.write_text(f"# sipkernel benchmarks\n\n{section}\n", "utf-8")
+        target.write_text(f"# sipkernel benchmarks\n\n## {heading}\n\n{block}\n", "utf-8")
         return
     text = target.read_text("utf-8")
-    begin, end = text.find(BEGIN), text.find(END)
+    begin, end = text.find(begin_mark), text.find(end_mark)
     if begin != -1 and end > begin:
-        text = text[:begin] + section + text[end + len(END) :]
+        text = text[:begin] + block + text[end + len(end_mark) :]
     else:
-        text = text.rstrip("\n") + f"\n\n## Latest results\n\n{section}\n"
+        text = text.rstrip("\n") + f"\n\n## {heading}\n\n{block}\n"
     target.write_text(text, "utf-8")
 
 

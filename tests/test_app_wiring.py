@@ -1,0 +1,77 @@
+"""The switchboard: connections put through, waited for, refused, and closed."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import sipkernel as sk
+from app_procs import ECHO, Ping, Pong
+from sipkernel.app import ServiceUnavailable, accept, connect
+from sipkernel.app._wiring import Switchboard
+
+
+@pytest.fixture
+def board() -> object:
+    switchboard = Switchboard("test-switchboard")
+    switchboard.add_service("echo", ECHO)
+    yield switchboard
+    switchboard.close()
+
+
+def test_a_caller_is_put_through_to_the_listener(board: Switchboard) -> None:
+    listener = board.listener("echo")
+    dialer = board.dialer("echo", caller="tester")
+    importer = connect(dialer, timeout=5)
+    exporter = accept(listener, timeout=5)
+    importer.send(Ping(1))
+    assert exporter.recv(5) == Ping(1)
+    exporter.send(Pong(1, 1))
+    assert importer.recv(5) == Pong(1, 1)
+    assert importer.contract is ECHO
+
+
+def test_a_caller_waits_for_a_service_that_comes_up(board: Switchboard) -> None:
+    dialer = board.dialer("echo", caller="early")
+    connected: list[sk.Endpoint] = []
+    dialling = threading.Thread(target=lambda: connected.append(connect(dialer, timeout=30)))
+    dialling.start()
+    listener = board.listener("echo")  # the service starts after the call was made
+    exporter = accept(listener, timeout=30)
+    dialling.join(30)
+    [importer] = connected
+    importer.send(Ping(7))
+    assert exporter.recv(5) == Ping(7)
+
+
+def test_a_service_that_stays_down_is_unavailable(board: Switchboard) -> None:
+    dialer = board.dialer("echo", caller="tester")
+    with pytest.raises(ServiceUnavailable, match="service echo is not running"):
+        connect(dialer, timeout=0.05)
+    listener = board.listener("echo")
+    assert connect(dialer, timeout=5).contract is ECHO  # the dialer works again after
+    listener.close()
+
+
+def test_a_new_listener_replaces_the_old_incarnations(board: Switchboard) -> None:
+    old = board.listener("echo")
+    new = board.listener("echo")
+    with pytest.raises(sk.BrokenChannelError):
+        old.recv(5)
+    dialer = board.dialer("echo", caller="tester")
+    connect(dialer, timeout=5)
+    assert accept(new, timeout=5).contract is ECHO
+
+
+def test_closing_breaks_every_listener_and_dialer() -> None:
+    board = Switchboard("closing")
+    board.add_service("echo", ECHO)
+    listener = board.listener("echo")
+    dialer = board.dialer("echo", caller="tester")
+    board.close()
+    with pytest.raises(sk.BrokenChannelError):
+        accept(listener, timeout=5)
+    with pytest.raises(sk.ChannelError):
+        connect(dialer, timeout=5)
+    board.close()  # idempotent
