@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -33,9 +34,25 @@ def test_quickstart_adds_in_both_domains() -> None:
     assert out.count("adder exited: normal") == 2
 
 
-@pytest.mark.timeout(150)
-def test_demo_shows_violation_crash_restart_and_reasons() -> None:
+@pytest.mark.timeout(300)
+def test_the_main_job_measures_every_configuration_then_survives_a_sigkill() -> None:
     out = _run("demo.py")
+    for configuration in ("monolithic", "microkernel", "sandboxed", "mixed"):
+        assert re.search(rf"^{configuration} +\d+\.\d+ \(", out, re.MULTILINE), out
+    assert re.search(r"^monolithic .* baseline ", out, re.MULTILINE)
+    assert out.count("all verified") == 4 * 4 + 1  # warm-up and three rounds each, the fault run
+    fault = out.split("3. A disk driver killed mid-run")[1]
+    assert "sending it SIGKILL now" in fault
+    assert "supervisor: restarted disk<" in fault
+    assert "(signal: SIGKILL)" in fault
+    assert "webfiles: 6000 reads" in fault
+    assert "the client ended: normal" in fault
+    assert re.search(r"disk<\d+> +signal: SIGKILL", fault)
+
+
+@pytest.mark.timeout(150)
+def test_tour_shows_violation_crash_restart_and_reasons() -> None:
+    out = _run("tour.py")
     assert "isolation='local'  ran in the kernel's own process" in out
     assert "isolation='process'  ran in a child process" in out
     assert "isolation='sandbox'  ran in a child process in its own namespaces" in out
