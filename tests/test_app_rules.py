@@ -125,7 +125,7 @@ def test_a_capability_used_but_not_granted(tmp_path: Path) -> None:
     text = edited('operations = "client.count"', 'operations = "client.count"\n', text)
     with pytest.raises(ManifestError) as caught:
         load_blueprint(write_app(tmp_path, text))
-    [extra, problem] = caught.value.problems
+    [problem, extra] = caught.value.problems  # in reading order
     assert extra.message == "app_procs:reader has no parameter 'count'"
     assert_problem(
         problem,

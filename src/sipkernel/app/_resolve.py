@@ -82,7 +82,7 @@ def load_blueprint(path: str | Path) -> Blueprint:
     _resolve_policies(blueprint, problems)
     problems += check_rules(blueprint)
     if problems:
-        raise ManifestError(problems)
+        raise ManifestError(sorted(problems, key=lambda p: p.line or 0))  # in reading order
     return blueprint
 
 
