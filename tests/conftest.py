@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 import sys
 import threading
 import time
 import warnings
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -268,3 +270,41 @@ def lingering_sipkernel_threads(
         if thread.is_alive():
             left.append(thread)
     return left
+
+
+# -- host services for the escape suites -------------------------------------------------------
+
+
+class Listeners(NamedTuple):
+    context: dict[str, object]
+    udp: socket.socket
+
+
+@pytest.fixture(scope="module")
+def listeners(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Listeners]:
+    """Host services the sandbox tries to reach: TCP, UDP, abstract and path UNIX sockets."""
+    service = tmp_path_factory.mktemp("escape-net") / "service.sock"
+    tcp = socket.create_server(("127.0.0.1", 0))
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    abstract = socket.socket(socket.AF_UNIX)
+    path = socket.socket(socket.AF_UNIX)
+    try:
+        udp.bind(("127.0.0.1", 0))
+        udp.setblocking(False)
+        address = f"\0sipkernel-escape-{os.getpid()}".encode()
+        abstract.bind(address)
+        abstract.listen()
+        path.bind(str(service))
+        path.listen()
+        yield Listeners(
+            {
+                "tcp_port": tcp.getsockname()[1],
+                "udp_port": udp.getsockname()[1],
+                "abstract": address,
+                "service": str(service),
+            },
+            udp,
+        )
+    finally:
+        for sock in (tcp, udp, abstract, path):
+            sock.close()
