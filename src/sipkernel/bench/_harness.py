@@ -183,3 +183,21 @@ def rss_bytes() -> int:
     with open("/proc/self/statm", encoding="ascii") as statm:
         resident_pages = int(statm.read().split()[1])
     return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def unpinned_result(
+    name: str, samples: dict[str, list[float]], *, baseline: str, target: float, notes: str
+) -> BenchResult:
+    """The record of an unpinned benchmark timed in microseconds: the medians of the
+    ``sipkernel`` and ``baseline`` samples, with their spread before ``notes``."""
+    mine, base = samples["sipkernel"], samples["baseline"]
+    return BenchResult(
+        name=name,
+        unit="us",
+        value=median(mine),
+        baseline=baseline,
+        baseline_value=median(base),
+        target=target,
+        placement="unpinned",
+        notes=f"{compare(mine, base)}; {notes}",
+    )

@@ -24,7 +24,15 @@ import time
 
 import sipkernel as sk
 
-from ._harness import BenchResult, Progress, Settings, compare, interleave, median
+from ._harness import (
+    BenchResult,
+    Progress,
+    Settings,
+    compare,
+    interleave,
+    median,
+    unpinned_result,
+)
 from ._messaging import endpoint_round
 from ._procs import ECHO, READY, Ping, echo_server, replier
 
@@ -83,18 +91,14 @@ def run_sandbox_start(
             [("sipkernel", sipkernel_round), ("baseline", lambda: _timed_run(baseline_argv, n))],
             settings.rounds,
         )
-    mine, base = samples["sipkernel"], samples["baseline"]
     return [
-        BenchResult(
-            name="sandbox_domain_start",
-            unit="us",
-            value=median(mine),
+        unpinned_result(
+            "sandbox_domain_start",
+            samples,
             baseline="bwrap --unshare-all --ro-bind / / python3 -I -S -c pass",
-            baseline_value=median(base),
             target=0.5,
-            placement="unpinned",
             notes=(
-                f"{compare(mine, base)}; {n} sandboxes per round; timed: domain('sandbox') "
+                f"{n} sandboxes per round; timed: domain('sandbox') "
                 "+ spawn + first reply (all namespaces, view, Landlock, cgroup, seccomp)"
             ),
         )
@@ -158,18 +162,14 @@ def run_sandbox_command(
         ],
         settings.rounds,
     )
-    mine, base = samples["sipkernel"], samples["baseline"]
     return [
-        BenchResult(
-            name="sandbox_command_true",
-            unit="us",
-            value=median(mine),
+        unpinned_result(
+            "sandbox_command_true",
+            samples,
             baseline="bwrap --unshare-all --ro-bind / / true",
-            baseline_value=median(base),
             target=2.0,
-            placement="unpinned",
             notes=(
-                f"{compare(mine, base)}; {n} runs per round; `python -m sipkernel sandbox -- "
+                f"{n} runs per round; `python -m sipkernel sandbox -- "
                 "true` includes starting the interpreter and importing sipkernel"
             ),
         )

@@ -27,7 +27,7 @@ import time
 
 import sipkernel as sk
 
-from ._harness import BenchResult, Progress, Settings, compare, interleave, median
+from ._harness import BenchResult, Progress, Settings, interleave, median, unpinned_result
 from ._procs import READY, noop, replier
 
 PROCS_MODULE = noop.__module__
@@ -58,18 +58,14 @@ def run_spawn_local(
     samples = interleave(
         [("sipkernel", sipkernel_round), ("baseline", baseline_round)], settings.rounds
     )
-    mine, base = samples["sipkernel"], samples["baseline"]
     return [
-        BenchResult(
-            name="spawn_local_first_reply",
-            unit="us",
-            value=median(mine),
+        unpinned_result(
+            "spawn_local_first_reply",
+            samples,
             baseline="threading.Thread(noop) start+join",
-            baseline_value=median(base),
             target=0.15,
-            placement="unpinned",
             notes=(
-                f"{compare(mine, base)}; {n} spawns per round; timed: channel() + "
+                f"{n} spawns per round; timed: channel() + "
                 "spawn(async def) + first arecv, from a task on the loop of `async with "
                 "Kernel()`, where the local domain runs async processes (join untimed)"
             ),
@@ -132,18 +128,14 @@ def run_process_domain(
         samples = interleave(
             [("sipkernel", sipkernel_round), ("baseline", baseline_round)], settings.rounds
         )
-    mine, base = samples["sipkernel"], samples["baseline"]
     return [
-        BenchResult(
-            name="process_domain_start",
-            unit="us",
-            value=median(mine),
+        unpinned_result(
+            "process_domain_start",
+            samples,
             baseline="multiprocessing forkserver Process(noop) start+join",
-            baseline_value=median(base),
             target=0.25,
-            placement="unpinned",
             notes=(
-                f"{compare(mine, base)}; {n} domains per round; timed: domain('process') + "
+                f"{n} domains per round; timed: domain('process') + "
                 "channel() + spawn(async def) + first recv; "
                 f"closing a domain afterwards (untimed) took median {median(closing):.2f} ms"
             ),
