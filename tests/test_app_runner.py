@@ -164,3 +164,35 @@ def test_two_applications_share_a_kernel_without_mixing_their_exits(
     out = capfd.readouterr().out
     assert "first: 30 pings answered" in out
     assert "client: 3 pings answered" in out
+
+
+def test_processes_with_one_isolation_key_share_a_domain(tmp_path: Path) -> None:
+    text = edited("[processes.client]", '[processes.client]\nkey = "tenant-a"')
+    text = edited('"app_procs:server"\n', '"app_procs:server"\nkey = "tenant-a"\n', text)
+    text = edited('kind = "process"', 'kind = "process"\nper = "key"', text)
+    outcome, application = run_app(tmp_path, text, "microkernel")
+    assert_normal(outcome)
+    domains = {e.name: e.domain for e in application.exits}
+    assert domains["client"] == domains["server"]
+    assert domains["client"].endswith("own-process:tenant-a:1")
+
+
+def test_processes_with_different_keys_get_a_domain_each(tmp_path: Path) -> None:
+    text = edited("[processes.client]", '[processes.client]\nkey = "tenant-b"')
+    text = edited('kind = "process"', 'kind = "process"\nper = "key"', text)
+    outcome, application = run_app(tmp_path, text, "microkernel")
+    assert_normal(outcome)
+    domains = {e.name: e.domain for e in application.exits}
+    assert domains["client"] != domains["server"]
+    assert domains["server"].endswith("own-process:server:1")  # no key: its own name
+
+
+def test_a_nested_supervision_tree_from_the_manifest(tmp_path: Path) -> None:
+    text = edited(
+        'children = ["server", "client"]',
+        'children = ["services", "client"]\n\n[supervisors.services]\n'
+        'strategy = "rest_for_one"\nchildren = ["server"]',
+    )
+    outcome, application = run_app(tmp_path, text)
+    assert_normal(outcome)
+    assert [e.name for e in application.exits] == ["client", "server"]
