@@ -111,3 +111,8 @@ def prepare(data_dir: os.PathLike[str]) -> None:
     """Write the file the ``reader`` test reads."""
     with open(os.path.join(data_dir, "hello.txt"), "w") as f:
         f.write("hello from the data directory\nsecond line\n")
+
+
+def broken_prepare(data_dir: os.PathLike[str]) -> None:
+    """A ``prepare`` hook that fails, as one whose disk is full would."""
+    raise OSError(28, "No space left on device")

@@ -97,3 +97,14 @@ def test_ctrl_c_stops_a_running_application_in_order(tmp_path: Path) -> None:
     assert run.returncode == 130
     assert "interrupted: stopping in order" in rest
     assert re.search(r"server<\d+> in echo[0-9]+/own-process:server:1: shutdown", rest), rest
+
+
+def test_run_reports_a_failing_prepare_hook_without_a_traceback(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    text = edited('main = "client"', 'main = "client"\nprepare = "app_procs:broken_prepare"')
+    status = main(["run", str(write_app(tmp_path, text))])
+    out, err = capfd.readouterr()
+    assert status == 1
+    assert "the application could not start: OSError: [Errno 28] No space left" in out
+    assert "Traceback" not in out + err

@@ -283,3 +283,14 @@ def test_a_bad_tcp_address(tmp_path: Path) -> None:
         "capabilities.web.tcp",
         "'localhost' is not host:port",
     )
+
+
+def test_a_permanent_main_process_would_never_end_the_run(tmp_path: Path) -> None:
+    text = edited('restart = "temporary"', 'restart = "permanent"')
+    assert_problem(
+        only_problem(tmp_path, text),
+        line_of(text, 'restart = "permanent"'),
+        "processes.client.restart",
+        "the main process 'client' is permanent",
+        'give [processes.client] restart = "temporary"',
+    )

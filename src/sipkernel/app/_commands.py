@@ -115,8 +115,9 @@ def _run_until_done(application: Application, out: TextIO) -> int:
     try:
         try:
             application.start()
-        except SipkernelError as exc:
-            out.write(f"the application could not start: {exc}\n")
+        except Exception as exc:  # a failed prepare hook or domain: say so, no traceback
+            reason = str(exc) if isinstance(exc, SipkernelError) else f"{type(exc).__name__}: {exc}"
+            out.write(f"the application could not start: {reason}\n")
             application.stop()
             return EXIT_FAILED
         if application.blueprint.manifest.app.main is None:

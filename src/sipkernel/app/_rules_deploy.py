@@ -189,11 +189,7 @@ def app_references(blueprint: Blueprint) -> list[Problem]:
                 ("app", "isolation"), f"unknown configuration {manifest.app.isolation!r}", hint
             )
         )
-    if manifest.app.main is not None and manifest.app.main not in manifest.processes:
-        hint = suggest(manifest.app.main, manifest.processes, "processes")
-        problems.append(
-            src.problem(("app", "main"), f"unknown process {manifest.app.main!r}", hint)
-        )
+    problems += _main_process(blueprint)
     if manifest.bench is not None:
         process, _, arg = manifest.bench.operations.partition(".")
         value = manifest.processes[process].args.get(arg) if process in manifest.processes else None
@@ -213,3 +209,20 @@ def app_references(blueprint: Blueprint) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _main_process(blueprint: Blueprint) -> list[Problem]:
+    """``[app] main`` names a process, and one whose exit can end the run."""
+    main, processes = blueprint.manifest.app.main, blueprint.manifest.processes
+    if main is None:
+        return []
+    if main not in processes:
+        hint = suggest(main, processes, "processes")
+        return [blueprint.source.problem(("app", "main"), f"unknown process {main!r}", hint)]
+    if processes[main].restart != "permanent":
+        return []
+    message = (
+        f"the main process {main!r} is permanent: restarted after any exit, it never ends the run"
+    )
+    hint = f'give [processes.{main}] restart = "temporary" (or "transient")'
+    return [blueprint.source.problem(("processes", main, "restart"), message, hint)]
