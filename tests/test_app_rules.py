@@ -294,3 +294,34 @@ def test_a_permanent_main_process_would_never_end_the_run(tmp_path: Path) -> Non
         "the main process 'client' is permanent",
         'give [processes.client] restart = "temporary"',
     )
+
+
+def test_a_memory_limit_on_a_local_domain(tmp_path: Path) -> None:
+    text = edited('per = "app"', 'per = "app"\nmemory_limit = 268_435_456')
+    assert_problem(
+        only_problem(tmp_path, text),
+        line_of(text, "memory_limit"),
+        "domains.kernel.memory_limit",
+        "a local domain has no memory limit of its own",
+        'use kind = "process" or "sandbox"',
+    )
+
+
+def test_a_memory_limit_in_the_wrong_unit(tmp_path: Path) -> None:
+    text = edited('kind = "sandbox"', 'kind = "sandbox"\nmemory_limit = 256')
+    assert_problem(
+        only_problem(tmp_path, text),
+        line_of(text, "memory_limit = 256"),
+        "domains.jail.memory_limit",
+        "memory_limit is in bytes: 256 is under 1 MiB",
+    )
+
+
+def test_fresh_exec_only_for_process_domains(tmp_path: Path) -> None:
+    text = edited('kind = "sandbox"', 'kind = "sandbox"\nfresh_exec = true')
+    assert_problem(
+        only_problem(tmp_path, text),
+        line_of(text, "fresh_exec"),
+        "domains.jail.fresh_exec",
+        "fresh_exec is for process domains, not sandbox",
+    )

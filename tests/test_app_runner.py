@@ -196,3 +196,21 @@ def test_a_nested_supervision_tree_from_the_manifest(tmp_path: Path) -> None:
     outcome, application = run_app(tmp_path, text)
     assert_normal(outcome)
     assert [e.name for e in application.exits] == ["client", "server"]
+
+
+def test_domain_options_reach_the_domains(tmp_path: Path) -> None:
+    text = edited(
+        'kind = "process"',
+        'kind = "process"\nmemory_limit = 268_435_456\nfresh_exec = true',
+        service_app(),
+    )
+    blueprint = load_blueprint(write_app(tmp_path, text))
+    with sk.Kernel() as kernel:
+        application = Application(blueprint, kernel, configuration="microkernel").start()
+        try:
+            [domain] = [d for d in kernel.domains if d.name.startswith(application.tag)]
+            assert domain.kind == "process"
+            assert domain.memory_limit == 268_435_456  # type: ignore[attr-defined]
+            assert domain.fresh_exec is True  # type: ignore[attr-defined]
+        finally:
+            application.stop()

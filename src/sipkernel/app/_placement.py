@@ -71,6 +71,10 @@ class Placement:
         options: dict[str, Any] = {"ephemeral": ephemeral}
         if name in self._blueprint.policies:
             options["policy"] = self._blueprint.policies[name]
+        if section.memory_limit is not None:
+            options["memory_limit"] = section.memory_limit
+        if section.fresh_exec:
+            options["fresh_exec"] = True
         domain = self._kernel.domain(
             section.kind, name=f"{self._tag}/{name}:{label}:{next(self._serial)}", **options
         )

@@ -86,7 +86,7 @@ def _cycles(blueprint: Blueprint, parent: dict[str, str]) -> list[Problem]:
 
 def domains(blueprint: Blueprint) -> list[Problem]:
     """Every domain kind is known to sipkernel and can run on this machine."""
-    problems = []
+    problems = _domain_options(blueprint)
     for name, domain in blueprint.manifest.domains.items():
         where = ("domains", name, "kind")
         if domain.kind not in domain_kinds():
@@ -226,3 +226,23 @@ def _main_process(blueprint: Blueprint) -> list[Problem]:
     )
     hint = f'give [processes.{main}] restart = "temporary" (or "transient")'
     return [blueprint.source.problem(("processes", main, "restart"), message, hint)]
+
+
+def _domain_options(blueprint: Blueprint) -> list[Problem]:
+    """``memory_limit`` and ``fresh_exec`` only where the kind has them."""
+    problems = []
+    for name, domain in blueprint.manifest.domains.items():
+        where = ("domains", name)
+        if domain.memory_limit is not None:
+            if domain.kind not in ("process", "sandbox"):
+                message = f"a {domain.kind} domain has no memory limit of its own"
+                hint = 'use kind = "process" or "sandbox" to limit memory'
+                problems.append(blueprint.source.problem((*where, "memory_limit"), message, hint))
+            elif domain.memory_limit < 1 << 20:
+                message = f"memory_limit is in bytes: {domain.memory_limit} is under 1 MiB"
+                hint = "e.g. memory_limit = 268_435_456 (256 MiB)"
+                problems.append(blueprint.source.problem((*where, "memory_limit"), message, hint))
+        if domain.fresh_exec and domain.kind != "process":
+            message = f"fresh_exec is for process domains, not {domain.kind}"
+            problems.append(blueprint.source.problem((*where, "fresh_exec"), message, "remove it"))
+    return problems

@@ -97,6 +97,10 @@ class DomainSection(_Table):
     per: Grouping = "process"
     policy: str | dict[str, Any] | None = None
     """A sandbox policy: a TOML file (relative to the manifest) or an inline table."""
+    memory_limit: int | None = None
+    """Bytes of memory for each domain (``process`` and ``sandbox`` kinds)."""
+    fresh_exec: bool = False
+    """``process`` kind: a re-executed interpreter per domain (its own address-space layout)."""
 
 
 class IsolationSection(_Table):
