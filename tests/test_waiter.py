@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
 
-from sipkernel._core._waiter import SIGNAL_SLICE, ThreadWaiter, in_slices
+from sipkernel._core._waiter import SIGNAL_SLICE, FdThreadWaiter, ThreadWaiter, in_slices
 
 
 def test_the_main_thread_blocks_in_slices_until_done() -> None:
@@ -55,3 +56,17 @@ def test_a_zero_or_past_timeout_polls_once(timeout: float) -> None:
 
     assert in_slices(wait, timeout, bool) is False
     assert asked == [0.0]
+
+
+def test_waking_a_closed_fd_waiter_touches_no_descriptor() -> None:
+    """A waker may reach a waiter after its thread has returned and closed it; the
+    eventfd's number may belong to another file by then, which must stay untouched."""
+    waiter = FdThreadWaiter()
+    waiter.close()
+    reused = os.eventfd(0, os.EFD_NONBLOCK)  # most likely the number just freed
+    try:
+        waiter.wake()  # no EBADF, and nothing written to whatever has that number now
+        with pytest.raises(BlockingIOError):
+            os.eventfd_read(reused)
+    finally:
+        os.close(reused)

@@ -11,6 +11,7 @@ import asyncio
 import asyncio.events as asyncio_events
 import contextlib
 import math
+import os
 import select
 import threading
 import time
@@ -92,20 +93,21 @@ class FdThreadWaiter:
     polled directly, so no helper thread sits in between.
     """
 
-    __slots__ = ("_efd", "_woken")
+    __slots__ = ("_efd", "_lock", "_woken")
 
     def __init__(self) -> None:
-        import os
-
         self._efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self._woken = False
+        self._lock = threading.Lock()
 
     def wake(self) -> None:
-        import os
-
-        if not self._woken:
-            self._woken = True
-            os.eventfd_write(self._efd, 1)
+        # A waker takes the waiter from an endpoint's list under the endpoint's
+        # lock but wakes it after; by then the waiting thread may have returned
+        # and closed the eventfd, whose number another file may already have.
+        with self._lock:
+            if not self._woken and self._efd >= 0:
+                self._woken = True
+                os.eventfd_write(self._efd, 1)
 
     def wait(self, fds: list[int], timeout: float | None) -> list[int]:
         """Wait for the wake-up or for any of ``fds`` to be readable; returns ready fds."""
@@ -121,9 +123,10 @@ class FdThreadWaiter:
         return [fd for fd in in_slices(poll, timeout, bool) if fd != self._efd]
 
     def close(self) -> None:
-        import os
-
-        os.close(self._efd)
+        with self._lock:
+            efd, self._efd = self._efd, -1
+        if efd >= 0:
+            os.close(efd)
 
 
 class FutureWaiter:
