@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -214,3 +216,18 @@ def test_domain_options_reach_the_domains(tmp_path: Path) -> None:
             assert domain.fresh_exec is True  # type: ignore[attr-defined]
         finally:
             application.stop()
+
+
+def test_stop_after_a_shared_domain_died(tmp_path: Path) -> None:
+    text = edited('kind = "process"', 'kind = "process"\nper = "app"', service_app())
+    text = edited("intensity = 5", "intensity = 0", text)  # the supervisor gives up at once
+    blueprint = load_blueprint(write_app(tmp_path, text))
+    with sk.Kernel() as kernel, kernel.events.stream() as events:
+        application = Application(blueprint, kernel, configuration="microkernel").start()
+        [domain] = [d for d in kernel.domains if d.name.startswith(application.tag)]
+        os.kill(domain.os_pid, signal.SIGKILL)  # type: ignore[attr-defined]
+        events.wait_for(lambda e: e.kind is sk.EventKind.SUPERVISOR_GAVE_UP, 30)
+        application.stop()  # the domain is gone already: nothing to close, no error
+        [server] = application.exits
+        assert server.reason is not None
+        assert server.reason.describe() == "signal: SIGKILL"

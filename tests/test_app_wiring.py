@@ -75,3 +75,23 @@ def test_closing_breaks_every_listener_and_dialer() -> None:
     with pytest.raises(sk.ChannelError):
         connect(dialer, timeout=5)
     board.close()  # idempotent
+
+
+def test_links_closed_under_it_do_not_stop_the_switchboard() -> None:
+    """The kernel closes what it owns at shutdown, the switchboard's links included.
+
+    Made in a kernel's context, the links are the kernel's; the kernel shuts
+    down before the switchboard closes, and the switchboard's thread must not
+    fail on a closed link (pytest turns an exception in a thread into an error).
+    """
+    board = Switchboard("outlived")
+    board.add_service("echo", ECHO)
+    with sk.Kernel():
+        listener = board.listener("echo")
+        dialer = board.dialer("echo", caller="tester")
+        connect(dialer, timeout=5)
+        accept(listener, timeout=5)
+    another = board.dialer("echo", caller="later")  # the thread still serves
+    with pytest.raises(ServiceUnavailable):
+        connect(another, timeout=0.05)
+    board.close()

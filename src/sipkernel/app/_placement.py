@@ -10,12 +10,14 @@ needs it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from .._core._domain import Domain
+from .._core._errors import DomainError
 from .._core._kernel import Kernel
 from ._resolve import Blueprint
 
@@ -88,10 +90,16 @@ class Placement:
             return any(domain.name == domain_name for domain in self._made)
 
     def close(self, grace: float) -> None:
-        """Close every shared domain still open (per-process ones close with their process)."""
+        """Close every domain this placement made that is still open.
+
+        A domain may die or finish closing while we look (a per-process domain
+        closes itself after its process's exit): that is the outcome we want,
+        not an error.
+        """
         with self._lock:
             made, self._made = self._made, []
             self._shared.clear()
         for domain in made:
             if domain.is_alive:
-                domain.close(grace)
+                with contextlib.suppress(DomainError):
+                    domain.close(grace)

@@ -33,7 +33,13 @@ import msgspec
 from .._core._channel import channel
 from .._core._contract import Contract
 from .._core._endpoint import Endpoint
-from .._core._errors import ChannelError, NoLiveChannels, ReceiveTimeout, SipkernelError
+from .._core._errors import (
+    ChannelError,
+    ClosedEndpointError,
+    NoLiveChannels,
+    ReceiveTimeout,
+    SipkernelError,
+)
 from .._core._select import select
 
 REPLY_SLACK = 5.0
@@ -226,21 +232,21 @@ class Switchboard:
 
     def _run(self) -> None:
         try:
-            while not self._closed:
+            while not self._closed and not self._wake_rx.closed:
                 self._step()
         finally:
             self._close_links()
 
     def _step(self) -> None:
         with self._lock:
-            callers = [c for c in self._tables.callers if not c.link.peer_gone]
+            callers = [c for c in self._tables.callers if _usable(c.link)]
             self._tables.callers = callers
         self._put_through_waiting(callers)
         links = [self._wake_rx, *(c.link for c in callers if c.waiting_until is None)]
         try:
             ready, message = select(links, timeout=_next_deadline(callers))
-        except (ReceiveTimeout, NoLiveChannels):
-            return
+        except (ReceiveTimeout, NoLiveChannels, ClosedEndpointError):
+            return  # a link closed under us (the kernel shutting down): look again
         if ready is not self._wake_rx:
             caller = next(c for c in callers if c.link is ready)
             caller.waiting_until = time.monotonic() + message.wait
@@ -262,7 +268,7 @@ class Switchboard:
         service = caller.service
         with self._lock:
             link = service.link
-        if link is None or link.peer_gone:
+        if link is None or not _usable(link):
             return None
         exporter, importer = channel(service.contract)
         try:
@@ -281,6 +287,11 @@ class Switchboard:
         for link in links:
             link.close()
         self._wake_rx.close()
+
+
+def _usable(link: Endpoint) -> bool:
+    """Whether a caller's link can still carry a call (not closed here, peer not gone)."""
+    return not link.closed and not link.peer_gone
 
 
 def _next_deadline(callers: list[_Caller]) -> float | None:
