@@ -95,3 +95,20 @@ def test_links_closed_under_it_do_not_stop_the_switchboard() -> None:
     with pytest.raises(ServiceUnavailable):
         connect(another, timeout=0.05)
     board.close()
+
+
+@pytest.mark.parametrize("wait", [float("inf"), float("nan"), 1e300, -5.0])
+def test_an_absurd_wait_from_a_caller_cannot_break_the_switchboard(
+    board: Switchboard, wait: float
+) -> None:
+    """A caller may be sandboxed code: its Dial is honoured within bounds, and
+    the switchboard goes on serving other callers."""
+    from sipkernel.app._wiring import Dial
+
+    rogue = board.dialer("echo", caller="rogue")
+    rogue.send(Dial(wait))  # no service yet: held (bounded) or answered at once
+    listener = board.listener("echo")
+    honest = board.dialer("echo", caller="honest")
+    assert connect(honest, timeout=5).contract is ECHO
+    assert accept(listener, timeout=5).contract is ECHO
+    assert rogue.recv(5) is not None  # put through too, or told it is unavailable

@@ -24,6 +24,7 @@ out: the two processes talk directly, whatever their domains.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ from .._core._select import select
 
 REPLY_SLACK = 5.0
 """Seconds a caller waits beyond its own deadline for the switchboard's answer."""
+
+MAX_WAIT = 3600.0
+"""The longest a caller's ``Dial`` is held waiting for its service, in seconds."""
 
 HANDOFF_TIMEOUT = 5.0
 """Seconds the switchboard waits to queue a connection on a busy listener."""
@@ -249,7 +253,7 @@ class Switchboard:
             return  # a link closed under us (the kernel shutting down): look again
         if ready is not self._wake_rx:
             caller = next(c for c in callers if c.link is ready)
-            caller.waiting_until = time.monotonic() + message.wait
+            caller.waiting_until = time.monotonic() + _bounded(message.wait)
             self._put_through_waiting([caller])
 
     def _put_through_waiting(self, callers: list[_Caller]) -> None:
@@ -287,6 +291,17 @@ class Switchboard:
         for link in links:
             link.close()
         self._wake_rx.close()
+
+
+def _bounded(wait: float) -> float:
+    """A caller's wait, as the switchboard honours it: 0 to ``MAX_WAIT`` seconds.
+
+    A caller may be sandboxed code: an infinite, NaN or huge wait must not
+    break the switchboard's own timeouts (and so every other caller's).
+    """
+    if not math.isfinite(wait) or wait <= 0:
+        return 0.0
+    return min(wait, MAX_WAIT)
 
 
 def _usable(link: Endpoint) -> bool:
