@@ -106,7 +106,10 @@ def test_an_absurd_wait_from_a_caller_cannot_break_the_switchboard(
     from sipkernel.app._wiring import Dial
 
     rogue = board.dialer("echo", caller="rogue")
-    rogue.send(Dial(wait))  # no service yet: held (bounded) or answered at once
+    rogue.send(Dial(wait))  # no service yet: held (within bounds) or answered at once
+    early = board.dialer("echo", caller="early")
+    with pytest.raises(ServiceUnavailable, match="service echo is not running"):
+        connect(early, timeout=0.05)  # the switchboard still keeps its own deadlines
     listener = board.listener("echo")
     honest = board.dialer("echo", caller="honest")
     assert connect(honest, timeout=5).contract is ECHO
