@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,14 @@ def test_stop_after_a_shared_domain_died(tmp_path: Path) -> None:
         [server] = application.exits
         assert server.reason is not None
         assert server.reason.describe() == "signal: SIGKILL"
+
+
+def test_a_failing_start_leaves_nothing_running(tmp_path: Path) -> None:
+    text = edited('main = "client"', 'main = "client"\nprepare = "app_procs:broken_prepare"')
+    blueprint = load_blueprint(write_app(tmp_path, text))
+    before = {t.name for t in threading.enumerate()}
+    with sk.Kernel() as kernel:
+        with pytest.raises(OSError, match="No space left"), Application(blueprint, kernel):
+            pass
+        started = {t.name for t in threading.enumerate()} - before
+        assert not [name for name in started if "switchboard" in name]

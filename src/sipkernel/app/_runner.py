@@ -74,14 +74,17 @@ class Application:
         self.stop()
 
     def start(self) -> Application:
-        """Prepare the data directory, declare the services, start the supervisors."""
-        if self.blueprint.prepare is not None:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            self.blueprint.prepare(self.data_dir)
-        for service, contract in self._services().items():
-            self._switchboard.add_service(service, self.blueprint.contracts[contract])
-        self._unsubscribe = self.kernel.events.subscribe(self._seen)
+        """Prepare the data directory, declare the services, start the supervisors.
+
+        If any of it fails, what was started is stopped before the error goes on.
+        """
         try:
+            if self.blueprint.prepare is not None:
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                self.blueprint.prepare(self.data_dir)
+            for service, contract in self._services().items():
+                self._switchboard.add_service(service, self.blueprint.contracts[contract])
+            self._unsubscribe = self.kernel.events.subscribe(self._seen)
             for name in self._root_names():
                 supervisor = Supervisor(
                     self.kernel, self._children(name), name=name, **self._limits(name)
