@@ -56,10 +56,9 @@ def _count(number: int, noun: str) -> str:
 
 def placement_text(blueprint: Blueprint, configuration: str) -> str:
     """``disk: process, fs: local, ...``: where each process runs in ``configuration``."""
-    config = blueprint.manifest.isolation[configuration]
     domains = blueprint.manifest.domains
     return ", ".join(
-        f"{process}: {domains[config.place.get(process, config.default)].kind}"
+        f"{process}: {domains[blueprint.domain_of(configuration, process)].kind}"
         for process in blueprint.manifest.processes
     )
 

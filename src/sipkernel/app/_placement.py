@@ -33,7 +33,7 @@ class Placement:
         self._kernel = kernel
         self._tag = tag
         self._blueprint = blueprint
-        self._config = blueprint.manifest.isolation[configuration]
+        self._configuration = configuration
         self._shared: dict[tuple[str, str], Domain] = {}
         self._made: list[Domain] = []
         self._lock = threading.RLock()  # _make runs under it for shared domains
@@ -41,7 +41,7 @@ class Placement:
 
     def domain_name(self, process: str) -> str:
         """The declared domain ``process`` is placed in by this configuration."""
-        return self._config.place.get(process, self._config.default)
+        return self._blueprint.domain_of(self._configuration, process)
 
     def kind_of(self, process: str) -> str:
         """The domain kind ``process`` runs in."""

@@ -49,6 +49,11 @@ class Blueprint:
             return Path(override).resolve()
         return (self.source.directory / self.manifest.app.data).resolve()
 
+    def domain_of(self, configuration: str, process: str) -> str:
+        """The declared domain ``process`` is placed in by ``configuration``."""
+        config = self.manifest.isolation[configuration]
+        return config.place.get(process, config.default)
+
     def configuration(self, name: str | None) -> str:
         """The configuration to run: ``name``, else ``[app] isolation``, else the first."""
         if name is not None:

@@ -200,7 +200,7 @@ def _header(unit: str) -> tuple[str, ...]:
 
 def format_isolation_table(results: Sequence[IsolationResult]) -> str:
     """The paper's table: time and throughput per configuration, overhead vs monolithic."""
-    baseline = _baseline(results)
+    baseline = baseline_of(results)
     rows = [_header(results[0].unit), *(_cells(r, baseline) for r in results)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
@@ -210,7 +210,7 @@ def format_isolation_table(results: Sequence[IsolationResult]) -> str:
 
 def isolation_markdown(results: Sequence[IsolationResult]) -> str:
     """The same table in Markdown."""
-    baseline = _baseline(results)
+    baseline = baseline_of(results)
     header = _header(results[0].unit)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cells(r, baseline)) + " |" for r in results]
@@ -221,12 +221,13 @@ def write_isolation_json(
     path: str | Path, results: Sequence[IsolationResult], command: str
 ) -> None:
     """One record per configuration, with the command that produced them."""
-    baseline = _baseline(results)
+    baseline = baseline_of(results)
     document = {"command": command, "results": [r.to_record(baseline) for r in results]}
     Path(path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
-def _baseline(results: Sequence[IsolationResult]) -> IsolationResult:
+def baseline_of(results: Sequence[IsolationResult]) -> IsolationResult:
+    """The result every other one is compared with (``monolithic``)."""
     for result in results:
         if result.configuration == BASELINE:
             return result

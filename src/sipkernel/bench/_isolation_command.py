@@ -13,6 +13,7 @@ from ._harness import stderr_progress
 from ._isolation import (
     DEFAULT_APP,
     IsolationResult,
+    baseline_of,
     format_isolation_table,
     isolation_markdown,
     run_isolation,
@@ -66,7 +67,7 @@ def bench_isolation(
 def _write_json(
     path: Path, results: list[IsolationResult], rows: list[KindRow], command: str
 ) -> None:
-    baseline = next(r for r in results if r.configuration == "monolithic")
+    baseline = baseline_of(results)
     document: dict[str, Any] = {
         "command": command,
         "configurations": [r.to_record(baseline) for r in results],

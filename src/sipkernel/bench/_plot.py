@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._core._errors import UsageError
-from ._isolation import BASELINE, IsolationResult
+from ._isolation import BASELINE, IsolationResult, baseline_of
 
 
 def plot_overheads(results: Sequence[IsolationResult], stem: str | Path, title: str) -> list[Path]:
@@ -22,7 +22,7 @@ def plot_overheads(results: Sequence[IsolationResult], stem: str | Path, title: 
         from matplotlib import pyplot
     except ImportError:
         raise UsageError("the plot needs matplotlib: pip install 'sipkernel[bench]'") from None
-    baseline = next(r for r in results if r.configuration == BASELINE)
+    baseline = baseline_of(results)
     names = [r.configuration for r in results]
     medians = [100 * r.overhead(baseline) for r in results]
     low = [
