@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -336,27 +335,24 @@ class Endpoint:
 
         Waking a thread that sleeps on another CPU costs tens of microseconds
         on a VM, more than a whole round trip. So first poll the socket for up
-        to ``core.spin_ns`` (yielding the CPU between polls, which also lets a
-        peer on the same CPU run), then block. The budget adapts: it halves
-        after each fruitless spin and returns to the maximum after a spin that
-        caught a message, or a blocking wait short enough that it would have.
+        to ``SPIN_MAX_NS`` (yielding the CPU between polls), then block. Where
+        spins keep missing (the peer is slow, or shares this CPU) this end
+        blocks at once for a while (``_judge_spin``).
         """
         now = time.perf_counter_ns()
-        if core.spin_ns and _may_spin(now):
-            deadline = now + core.spin_ns
+        if now >= core.spin_paused_until:
+            deadline = now + SPIN_MAX_NS
+            cpu_start = time.thread_time_ns()
             while True:
                 message = self._take(core, None)
                 if message is not _EMPTY:
-                    core.spin_ns = SPIN_MAX_NS
+                    _judge_spin(core, now, cpu_start, caught=True)
                     return message
-                now = time.perf_counter_ns()
-                if now >= deadline:
-                    core.spin_ns //= 2
+                if time.perf_counter_ns() >= deadline:
+                    _judge_spin(core, now, cpu_start, caught=False)
                     break
                 os.sched_yield()
         message = self._take(core, None, True)
-        if time.perf_counter_ns() - now < SPIN_MAX_NS:
-            core.spin_ns = SPIN_MAX_NS
         if message is not _EMPTY:
             return message
         return self.recv()  # the channel changed under us (moved or drained): start over
@@ -511,32 +507,35 @@ def _adopt(core: EndpointCore, carried: list[Endpoint]) -> None:
 Undo = Callable[[], None]
 
 
-def _may_spin(now_ns: int) -> bool:
-    """Spinning only pays when the peer can run on another CPU at the same time.
+def _judge_spin(core: EndpointCore, wall_start: int, cpu_start: int, caught: bool) -> None:
+    """Pause spinning on ``core`` when spins keep not paying.
 
-    Confined to one CPU, a spinning receiver only delays the sender it waits for.
-    The answer is the calling thread's CPU affinity, a system call: it is kept
-    per thread and asked again after ``AFFINITY_RECHECK_NS``.
+    Spinning pays only while the peer runs on another CPU at the same time. A
+    spin misses when it caught nothing, or when it caught the message only
+    after this thread had yielded over half the time that passed to other
+    runnable threads: perhaps the peer itself, on this CPU, which the spin
+    only delayed. A message caught within ``SPIN_JUDGE_MIN_NS`` is a spin
+    that paid, whoever had the CPU. One miss proves little (the hypervisor
+    takes a virtual CPU away now and then), so spinning pauses after
+    ``SPIN_MISSES`` misses in a row.
     """
-    known = _affinity
-    if now_ns >= known.until:
-        known.may_spin = len(os.sched_getaffinity(0)) > 1
-        known.until = now_ns + AFFINITY_RECHECK_NS
-    return known.may_spin
+    if caught:
+        wall = time.perf_counter_ns() - wall_start
+        if wall < SPIN_JUDGE_MIN_NS or 2 * (time.thread_time_ns() - cpu_start) >= wall:
+            core.spin_misses = 0
+            return
+    core.spin_misses += 1
+    if core.spin_misses >= SPIN_MISSES:
+        core.spin_misses = 0
+        core.spin_paused_until = time.perf_counter_ns() + SPIN_PAUSE_NS
 
 
-AFFINITY_RECHECK_NS = 100_000_000
-"""How long a thread's CPU affinity is taken as known (0.1 s): it changes rarely."""
-
-
-class _Affinity(threading.local):
-    """Per thread: whether it may spin, and until when that is known."""
-
-    may_spin = False
-    until = 0
-
-
-_affinity = _Affinity()
+SPIN_JUDGE_MIN_NS = 5_000
+"""A message caught by a spin this soon (5 µs) shows that spinning paid."""
+SPIN_MISSES = 3
+"""Spins in a row that got under half the CPU before spinning pauses."""
+SPIN_PAUSE_NS = 20_000_000
+"""How long an end blocks without spinning once spins stopped paying (20 ms)."""
 
 
 def _unsend(core: EndpointCore, mark: object, exc: BaseException) -> None:

@@ -66,7 +66,8 @@ class EndpointCore:
         "recv_waiters",
         "sock",
         "space_waiters",
-        "spin_ns",
+        "spin_misses",
+        "spin_paused_until",
         "status",
         "unacked",
         "write_lock",
@@ -94,7 +95,10 @@ class EndpointCore:
         self.broken: ExitReason | None = None
         self.owner: EndpointOwner | None = None
         self.write_lock = threading.Lock()
-        self.spin_ns = SPIN_MAX_NS
+        self.spin_misses = 0
+        """Spins in a row during which this thread got under half the CPU."""
+        self.spin_paused_until = 0
+        """``perf_counter_ns`` time before which a receive blocks without spinning."""
         self.credit = UNLIMITED
         """Over a socket: how many more messages the peer has room for (or UNLIMITED)."""
         self.unacked = 0
