@@ -12,6 +12,8 @@ import ctypes
 import errno
 import os
 import socket
+import sys
+import threading
 from collections.abc import Callable
 
 import sipkernel as sk
@@ -43,6 +45,24 @@ def probe_identity(report: sk.Endpoint) -> None:
     """uid, gid, pid and host name as the sandboxed code sees them."""
     text = f"{os.getuid()} {os.getgid()} {os.getpid()} {socket.gethostname()}"
     report.send(Report(text=text, kind=sk.current().isolation()))
+
+
+def probe_preloaded(module: str, report: sk.Endpoint) -> None:
+    """Which thread imported ``module`` ahead of this process, if one did.
+
+    The spare's preload thread started before the domain was handed over, so
+    once it is joined its imports are complete: the answer does not depend on
+    timing.
+    """
+    for thread in threading.enumerate():
+        if thread.name == "sipkernel-preload":
+            thread.join()
+    loaded = sys.modules.get(module)
+    if loaded is None:
+        text = "not imported"
+    else:
+        text = f"imported by {loaded.IMPORTED_BY} in pid {loaded.IMPORTED_IN}"
+    report.send(Report(text=text))
 
 
 def probe_read(path: str, report: sk.Endpoint) -> None:

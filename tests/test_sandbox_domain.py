@@ -179,3 +179,18 @@ def test_the_domain_says_what_enforces_each_limit(kernel: sk.Kernel) -> None:
         "memory"
     ].startswith("RLIMIT_AS")
     assert box.enforcement["open_files"] == "rlimit"
+
+
+def test_preloaded_modules_are_imported_inside_each_sandbox_ahead_of_its_start() -> None:
+    with sk.Kernel(preload=["preloaded"], grace=2.0) as kernel:
+        for _ in range(3):  # the first sandbox is built on request, later ones ahead of it
+            text = probe(kernel, sp.probe_preloaded, "preloaded").text
+            # pid 1: inside the sandbox's pid namespace, not in the zygote outside it
+            assert text == "imported by sipkernel-preload in pid 1"
+
+
+def test_a_preloaded_module_that_fails_to_import_does_not_stop_a_sandbox() -> None:
+    with sk.Kernel(preload=["preload_fails", "preloaded"], grace=2.0) as kernel:
+        text = probe(kernel, sp.probe_preloaded, "preloaded").text
+        assert text == "imported by sipkernel-preload in pid 1"
+        assert probe(kernel, sp.probe_preloaded, "preload_fails").text == "not imported"

@@ -64,6 +64,11 @@ class Kernel:
     by Ctrl-C does the same before the ``KeyboardInterrupt`` goes on: domains
     ignore SIGINT, so one traceback at most, never one per process.
 
+    ``preload`` names modules that new domains import ahead of time, so that
+    a process started from them does not wait for the import: the ``process``
+    zygote imports them (its domains fork with them loaded); each spare
+    ``sandbox`` imports them inside itself, contained, before it is asked for.
+
     >>> with Kernel() as kernel:
     ...     kernel.processes()
     ()

@@ -57,12 +57,14 @@ class Zygote:
         *,
         env: dict[str, str] | None = None,
         main: str = "sipkernel.domains._zygote_main",
+        main_args: tuple[str, ...] = (),
     ) -> None:
         """Start a zygote importing sipkernel and ``preload``.
 
         ``env`` replaces the kernel's environment (a zygote for untrusted code
         gets a clean one: its children could read whatever it started with);
-        ``main`` is the module that runs the zygote (a domain kind may extend it).
+        ``main`` is the module that runs the zygote (a domain kind may extend it)
+        and ``main_args`` are more arguments for it.
         """
         mine, theirs = _wire.new_pair()
         base = os.environ if env is None else env
@@ -75,6 +77,7 @@ class Zygote:
                 main,
                 str(theirs.fileno()),
                 json.dumps(modules),
+                *main_args,
             ],
             pass_fds=[theirs.fileno()],
             env=env,

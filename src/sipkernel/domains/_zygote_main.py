@@ -27,6 +27,7 @@ import select
 import signal
 import socket
 import sys
+from collections.abc import Callable
 
 from .._core import _wire
 from .._core._kernel import NESTED_ENV
@@ -229,7 +230,7 @@ class Zygote:
                 return
 
 
-def main(argv: list[str], zygote_class: type[Zygote] = Zygote) -> None:
+def main(argv: list[str], zygote_class: Callable[[socket.socket], Zygote] = Zygote) -> None:
     """Run a zygote: ``argv`` is the kernel's socket fd and the modules to preload."""
     sock_fd, preload = int(argv[0]), json.loads(argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the kernel's to handle

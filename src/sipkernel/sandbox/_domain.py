@@ -17,6 +17,7 @@ reach, and the exit reasons (a named seccomp violation, a limit).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -90,7 +91,9 @@ class SandboxDomain(ProcessDomain):
         env = sandbox_env(Policy())  # the allow-list only, whatever a domain's policy adds
 
         def start() -> Zygote:
-            return Zygote((), env=env, main="sipkernel.sandbox._zygote_main")
+            # It imports none of the application: its spares import the preload, contained.
+            preload = json.dumps(list(host.preload))
+            return Zygote((), env=env, main="sipkernel.sandbox._zygote_main", main_args=(preload,))
 
         zygote: Zygote = host.shared("sandbox.zygote", start)
         return zygote

@@ -13,17 +13,20 @@ for another policy retires the spare and builds one on the spot.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import signal
 import socket
 import sys
+import threading
 
 import msgspec
 
 from ..domains import _zygote_protocol as proto
 from ..domains._child import serve
 from ..domains._runner import LoopThread
+from ..domains._script import warm_codecs
 from ..domains._zygote_main import Spare, StartFailed, Zygote, main
 from . import _landlock, _linux, _seccomp
 from ._cgroups import Cgroup
@@ -40,6 +43,12 @@ from ._supervise import EXIT_CPU_LIMIT
 
 BUILD_TIMEOUT = 30.0
 """Seconds a spare may take to build its sandbox before the start fails."""
+RESERVE = 1
+"""Sandboxes kept built beyond the next spare. A sandbox takes longer to build
+(namespaces, a dozen mounts, Landlock, seccomp: 10-20 ms on a busy 2-vCPU VM)
+than a domain started right after another takes to start, so with one spare
+only, back-to-back starts wait for it; with one more, each has had two starts'
+time to build."""
 
 
 class SandboxSpare(Spare):
@@ -59,24 +68,37 @@ class SandboxZygote(Zygote):
 
     warm_loop = False
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, preload: tuple[str, ...] = ()) -> None:
         super().__init__(sock)
         self.payload: bytes | None = None  # the latest request's: what the next spare is for
+        self.preload = preload
+        """The kernel's preload modules: each spare imports them, inside its sandbox."""
+        self.reserve: list[SandboxSpare] = []
+        """Spares built after the next one, oldest first (see ``RESERVE``)."""
 
     # -- spares ------------------------------------------------------------------------------
 
     def make_spare(self, last: proto.Fork | None) -> Spare | None:
         if last is not None and last.payload is not None:
+            if last.payload != self.payload:
+                self._drop_reserve()  # built for another policy
             self.payload = last.payload
-        return None if self.payload is None else self._build(self.payload)
+        if self.payload is None:
+            return None
+        spare = self.reserve.pop(0) if self.reserve else self._build(self.payload)
+        while len(self.reserve) < RESERVE:
+            self.reserve.append(self._build(self.payload))
+        return spare
 
     def take_spare(self, request: proto.Fork) -> Spare:
         if request.payload is None:
             raise StartFailed("a sandboxed domain was requested without its launch plan")
         spare, self.spare = self.spare, None
         if isinstance(spare, SandboxSpare) and spare.payload == request.payload:
-            return _ready(spare)
-        if spare is not None:
+            if _ready(spare).error is None:
+                return spare
+            self.discard(spare)  # it died waiting: build one now (a real failure repeats)
+        elif spare is not None:
             self.discard(spare)  # built for another policy
         return _ready(self._build(request.payload))
 
@@ -85,6 +107,11 @@ class SandboxZygote(Zygote):
         if isinstance(spare, SandboxSpare) and spare.cgroup is not None:
             with contextlib.suppress(OSError):
                 spare.cgroup.close()
+
+    def _drop_reserve(self) -> None:
+        reserve, self.reserve = self.reserve, []
+        for spare in reserve:
+            self.discard(spare)
 
     def assigned(self, spare: Spare, request: proto.Fork) -> bytes | None:
         """The domain is the kernel's now, and so is its cgroup: say which it is."""
@@ -95,9 +122,10 @@ class SandboxZygote(Zygote):
         return msgspec.msgpack.encode(handle)
 
     def closing(self) -> None:
-        if isinstance(self.spare, SandboxSpare) and self.spare.cgroup is not None:
-            with contextlib.suppress(OSError):
-                self.spare.cgroup.close()
+        for spare in [self.spare, *self.reserve]:  # their processes are already killed
+            if isinstance(spare, SandboxSpare) and spare.cgroup is not None:
+                with contextlib.suppress(OSError):
+                    spare.cgroup.close()
 
     # -- building one ------------------------------------------------------------------------
 
@@ -154,7 +182,7 @@ class SandboxZygote(Zygote):
                 report_failed(zygote, exc)
                 return
             zygote.send(b"r")  # built: wait for a domain to become
-            _wait_and_serve(zygote, listener)
+            _wait_and_serve(zygote, listener, self.preload)
         finally:
             os._exit(71)
 
@@ -182,14 +210,17 @@ def _compiled(launch: Launch) -> _seccomp.Program | None:
         return None
 
 
-def _wait_and_serve(zygote: socket.socket, listener: int | None) -> None:
+def _wait_and_serve(zygote: socket.socket, listener: int | None, preload: tuple[str, ...]) -> None:
     """In pid 1, built and filtered: take the domain's sockets, report, serve.
 
     The event loop for ``async def`` processes starts while the spare waits
     (it is sipkernel's code, and the thread inherits every layer, the filter
-    included), so a start does not pay for it.
+    included), so a start does not pay for it; so does the import of the
+    kernel's ``preload`` modules (see :func:`_preload`).
     """
     loop_thread = LoopThread("sipkernel-domain-loop")
+    if preload:
+        threading.Thread(target=_preload, args=(preload,), name="sipkernel-preload").start()
     request = proto.recv_request_blocking(zygote)
     if request is None:
         return  # retired
@@ -201,6 +232,24 @@ def _wait_and_serve(zygote: socket.socket, listener: int | None) -> None:
     # its script when sent). As pid 1 it would ignore SIGXCPU: exit saying so instead.
     signal.signal(signal.SIGXCPU, lambda *_: os._exit(EXIT_CPU_LIMIT))
     serve(ctl_fd, loop_thread, kind="sandbox")
+
+
+def _preload(modules: tuple[str, ...]) -> None:
+    """Import ``modules`` and build their contracts' codecs, in a spare's own thread.
+
+    This is the application's code, running inside the sandbox, every layer
+    in force. It runs beside the wait for a request, not before it: a module
+    that blocks, or stops on a denied system call (which waits for the kernel
+    to take the seccomp listener and name it), never holds the hand-over up.
+    A module that fails to import is left alone: the process that needs it
+    meets the same error, as its own exit reason.
+    """
+    for module in modules:
+        try:
+            __import__(module)
+        except BaseException:  # the spawn that needs it reports it
+            continue
+    warm_codecs()
 
 
 def _expect(sock: socket.socket, what: bytes) -> None:
@@ -230,5 +279,11 @@ def _failure(answer: bytes) -> str | None:
     return None
 
 
+def _sandbox_main(argv: list[str]) -> None:
+    """``argv``: the socket, sipkernel's own modules, then the modules spares import."""
+    preload = tuple(json.loads(argv[2])) if len(argv) > 2 else ()
+    main(argv[:2], lambda sock: SandboxZygote(sock, preload))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:], SandboxZygote)
+    _sandbox_main(sys.argv[1:])
