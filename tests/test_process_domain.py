@@ -588,3 +588,27 @@ def test_failed_sends_give_their_credit_back(kernel: sk.Kernel, style: str) -> N
         sender.send(Item(n), timeout=10)
     sender.close()
     assert results.recv(timeout=10).count == 3
+
+
+@pytest.mark.parametrize("kind", ["process", "sandbox"])
+def test_a_contract_the_domain_cannot_import_fails_that_process_alone(
+    kernel: sk.Kernel, kind: str
+) -> None:
+    import domain_shy
+
+    domain = kernel.domain(kind)
+    handle, client = _echo_in(kernel, domain)  # already running there: must survive
+    mine, theirs = sk.channel(domain_shy.SHY)
+    victim = kernel.spawn(procs.block_in_recv, theirs, domain=domain)
+    reason = victim.join(20)
+    assert reason.kind is sk.ExitKind.EXCEPTION
+    assert reason.exc_type == "sipkernel.UndeliverableMessage"
+    assert "contract 'Shy'" in reason.message
+    assert "cannot be imported inside a domain" in reason.message
+    with pytest.raises(sk.BrokenChannelError):  # the end it was sent was closed there
+        mine.recv(timeout=10)
+    client.send(Ping(1), timeout=10)
+    assert client.recv(timeout=10) == Pong(1)
+    assert kernel.spawn(procs.return_now, domain=domain).join(20).kind is sk.ExitKind.NORMAL
+    client.close()
+    handle.join(10)

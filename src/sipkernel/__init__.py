@@ -36,6 +36,7 @@ if _typing.TYPE_CHECKING:
         ReceiveTimeout,
         RegistryError,
         SipkernelError,
+        UndeliverableMessage,
         UnknownDomainError,
         UsageError,
     )
@@ -93,6 +94,7 @@ __all__ = [
     "Supervisor",
     "SupervisorSpec",
     "Transition",
+    "UndeliverableMessage",
     "UnknownDomainError",
     "UsageError",
     "__version__",

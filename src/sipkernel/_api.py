@@ -32,6 +32,7 @@ from ._core._errors import (
     ReceiveTimeout,
     RegistryError,
     SipkernelError,
+    UndeliverableMessage,
     UnknownDomainError,
     UsageError,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "Supervisor",
     "SupervisorSpec",
     "Transition",
+    "UndeliverableMessage",
     "UnknownDomainError",
     "UsageError",
     "aselect",

@@ -32,7 +32,14 @@ from . import _wire
 from ._contract import Contract, ContractChecker, Role
 from ._endpoint import Endpoint, EndpointCore, EndpointStatus, Entry
 from ._endpoint_core import UNLIMITED
-from ._errors import ClosedEndpointError, MessageTooLarge, ProtocolViolation, UsageError
+from ._errors import (
+    ClosedEndpointError,
+    ContractDefinitionError,
+    MessageTooLarge,
+    ProtocolViolation,
+    UndeliverableMessage,
+    UsageError,
+)
 from ._exit import ExitReason
 from ._owner import EndpointOwner
 
@@ -375,10 +382,12 @@ class MessageCodec:
         with _Transfer(_IMPORT, fds) as transfer:
             try:
                 message = self._decode(payload, by_peer=True)
-            except BaseException:
+            except BaseException as exc:
                 reason = ExitReason.peer_gone("it arrived in a malformed message")
                 for endpoint in transfer.adopted:
                     endpoint.close_with(reason)
+                if isinstance(exc, UndeliverableMessage):
+                    exc.payload = payload
                 raise
             finally:
                 _close_unused(fds, transfer.used_fds)
@@ -469,7 +478,16 @@ def _ensure_socket(core: EndpointCore) -> socket.socket | None:
 
 def import_core(record: TransferRecord, transfer: _Transfer) -> EndpointCore:
     """Rebuild an endpoint core that arrived from another OS process."""
-    contract = Contract.lookup(record.contract[1], record.contract[0])
+    module, name = record.contract
+    try:
+        contract = Contract.lookup(name, module)
+    except Exception as exc:  # its module failed to import, or does not define it
+        # UndeliverableMessage is no ValueError, so msgspec lets it through unwrapped.
+        cause = str(exc) if isinstance(exc, ContractDefinitionError) else repr(exc)
+        raise UndeliverableMessage(
+            f"a message carried an endpoint of contract {name!r}, which cannot be found "
+            f"in this OS process: {cause}"
+        ) from exc
     checker = ContractChecker(contract, Role(record.role), record.state)
     core = EndpointCore(
         record.channel,

@@ -31,6 +31,7 @@ from ._errors import (
     EndpointMovedError,
     ProtocolViolation,
     ReceiveTimeout,
+    UndeliverableMessage,
     UsageError,
 )
 from ._exit import ExitReason
@@ -486,6 +487,8 @@ def _wake_all(waiters: list[Waiter]) -> None:
 def _accept(core: EndpointCore, entry: Entry) -> Any:
     """Check a received message against the contract; adopt the endpoints inside it."""
     message, carried = entry
+    if type(message) is UndeliverableMessage:  # read on the way, dropped (see the error)
+        raise message
     try:
         core.checker.check_receive(message)
     except ProtocolViolation as violation:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import _wire
-from ._errors import BrokenChannelError, ProtocolViolation
+from ._errors import BrokenChannelError, ProtocolViolation, UndeliverableMessage
 from ._exit import ExitReason
 from ._owner import EndpointOwner
 from ._waiter import Waiter
@@ -202,6 +202,8 @@ class EndpointCore:
                 entry = self._next_entry(block=False)
             except BrokenChannelError as broken:
                 return broken.reason
+            except UndeliverableMessage as undelivered:
+                entry = (undelivered, None)  # the receiver hears of it in its turn
             except (_wire.PeerVanished, ProtocolViolation, OSError):
                 return None
             if entry is None:
@@ -248,6 +250,24 @@ class EndpointCore:
             except ProtocolViolation as violation:
                 self.fail(violation)
                 raise
+            except UndeliverableMessage as undelivered:
+                self._undelivered(undelivered)
+
+    def _undelivered(self, undelivered: UndeliverableMessage) -> NoReturn:
+        """A message could not be delivered here (see ``UndeliverableMessage``).
+
+        With one state in the contract, no message changes what may follow, so
+        the channel goes on: the message counts as taken (its sender gets the
+        credit back) and the receiver hears why it is missing (at once, or as
+        an inbox entry when it was read on the way). Otherwise the two ends
+        would disagree on the state from here on: the channel breaks.
+        """
+        if len(self.checker.contract.states) == 1:
+            self.consumed()
+            raise undelivered
+        violation = ProtocolViolation(str(undelivered), by_peer=True)
+        self.fail(violation)
+        raise violation from undelivered
 
     def _closed_by_peer(self, payload: bytes) -> NoReturn:
         """The peer's close record: remember its reason and raise it."""
@@ -275,7 +295,10 @@ class EndpointCore:
     def absorb(self) -> None:
         """Read what is waiting (credit, messages into the inbox) without blocking."""
         while True:
-            entry = self.read_entry(block=False)
+            try:
+                entry = self.read_entry(block=False)
+            except UndeliverableMessage as undelivered:
+                entry = (undelivered, None)  # the receiver hears of it in its turn
             if entry is None:
                 return
             with self.lock:

@@ -95,6 +95,22 @@ class ProtocolViolation(ChannelError):
         self.by_peer = by_peer
 
 
+class UndeliverableMessage(ChannelError):
+    """A message carried an endpoint whose contract cannot be found or imported here.
+
+    The message and the endpoints it carried are dropped (their peers see them
+    closed). On a channel whose contract has one state, where dropping a
+    message cannot put the two ends out of step, the receiver gets this error
+    and the channel goes on; on any other channel the receiver gets a
+    ``ProtocolViolation`` that says so, and the channel breaks.
+    """
+
+    def __init__(self, message: str, payload: bytes = b"") -> None:
+        super().__init__(message)
+        self.payload = payload
+        """The undelivered message, encoded (for the runtime, to tell who it was for)."""
+
+
 class ReceiveTimeout(ChannelError, TimeoutError):
     """No message arrived before the timeout."""
 

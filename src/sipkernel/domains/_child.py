@@ -14,13 +14,16 @@ import resource
 import socket
 import sys
 import threading
+import traceback
+
+import msgspec
 
 from .._core._channel import socket_endpoint
 from .._core._codec import join_args
 from .._core._contract import Role
 from .._core._endpoint import Endpoint
 from .._core._endpoint_core import violation_listeners
-from .._core._errors import ChannelError, ProtocolViolation
+from .._core._errors import ChannelError, ProtocolViolation, UndeliverableMessage
 from .._core._exit import ExitReason
 from .._core._process import FunctionRef, current_process
 from ._control import DOMAIN_CONTROL, Exited, Kill, LoadScript, Start, Stop, Violated
@@ -38,6 +41,7 @@ def serve(ctl_fd: int, loop_thread: LoopThread | None = None, kind: str = "proce
     try:
         _serve(ctl_fd, loop_thread, kind)
     except BaseException:
+        traceback.print_exc()  # the domain's runtime failed: say where, on its stderr
         code = 70
     finally:
         sys.stdout.flush()
@@ -76,6 +80,9 @@ def _serve(ctl_fd: int, premade: LoopThread | None, kind: str) -> None:
     while True:
         try:
             message = ctl.recv()
+        except UndeliverableMessage as undelivered:
+            _refuse_start(undelivered, report)
+            continue
         except ChannelError:
             return  # the kernel is gone: leave without ceremony
         if isinstance(message, Start):
@@ -109,6 +116,29 @@ def _start(runner: ProcessRunner, message: Start, report: Report) -> None:
         is_async=message.is_async,
         exit_signals=message.exit_signals,
     )
+
+
+class _StartHead(msgspec.Struct, tag="Start"):
+    """The one field of a ``Start`` needed to answer it when the rest cannot be read."""
+
+    pid: int
+
+
+_start_head = msgspec.msgpack.Decoder(_StartHead)
+
+
+def _refuse_start(undelivered: UndeliverableMessage, report: Report) -> None:
+    """A ``Start`` carried an endpoint whose contract this domain cannot import.
+
+    That process fails, with the reason; the domain and its other processes
+    go on. (Only a ``Start`` carries endpoints; the endpoints it carried are
+    already closed, so their peers see them gone.)
+    """
+    try:
+        pid = _start_head.decode(undelivered.payload).pid
+    except msgspec.MsgspecError:
+        return
+    report(pid, ExitReason.from_exception(undelivered))
 
 
 def _close(endpoints: list[Endpoint], extra: Endpoint | None) -> None:
