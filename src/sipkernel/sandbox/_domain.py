@@ -40,6 +40,7 @@ from ._compose import compose, sandbox_env
 from ._contain import SandboxPayload
 from ._errors import SandboxUnavailable
 from ._policy import Policy
+from ._reach import Reader, check_module
 from ._supervise import Sandbox
 
 
@@ -74,6 +75,10 @@ class SandboxDomain(ProcessDomain):
         """For each limit, what enforces it here (``cgroup v1``, ``RLIMIT_AS ...``)."""
         self._watch: threading.Thread | None = None
         self._script_sent = False
+        self._sandbox_user = Reader(policy)
+        self._shown = [b.source for b in composed.launch.spec.binds if b.inside == b.source]
+        self._importable: set[str] = set()
+        """Modules known to be readable inside (checked once per domain)."""
         try:
             super().__init__(host, name, ephemeral=ephemeral)
         except BaseException:
@@ -138,6 +143,9 @@ class SandboxDomain(ProcessDomain):
 
     def _check_importable(self, module: str, what: str) -> None:
         if module != "__main__":
+            if module not in self._importable:
+                check_module(module, what, self._shown, self._sandbox_user)
+                self._importable.add(module)
             return
         if _script_path() is None:
             raise NotImportableError(
