@@ -194,3 +194,16 @@ def test_a_preloaded_module_that_fails_to_import_does_not_stop_a_sandbox() -> No
         text = probe(kernel, sp.probe_preloaded, "preloaded").text
         assert text == "imported by sipkernel-preload in pid 1"
         assert probe(kernel, sp.probe_preloaded, "preload_fails").text == "not imported"
+
+
+def test_a_preloaded_module_that_breaks_the_filter_ends_its_domain_with_the_name() -> None:
+    """The import blocks on the seccomp listener until the domain is handed over; then
+    the kernel holds the listener, names the call and ends the domain: no hang."""
+    with sk.Kernel(preload=["preload_violates"], grace=2.0) as kernel:
+        box = kernel.domain("sandbox")
+        mine, theirs = sk.channel(ECHO)
+        handle = kernel.spawn(procs.block_in_recv, theirs, domain=box)
+        reason = handle.join(30)
+        assert reason.kind is sk.ExitKind.SECCOMP_VIOLATION
+        assert reason.describe() == "seccomp violation: ptrace"
+        mine.close()
