@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from importlib import metadata
@@ -28,7 +29,7 @@ def sipkernel(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_console_script_is_declared() -> None:
     (script,) = metadata.entry_points(group="console_scripts", name="sipkernel")
-    assert script.value == "sipkernel._cli:main"
+    assert script.value == "sipkernel._cli:run"
 
 
 def test_help_lists_the_subcommands() -> None:
@@ -91,3 +92,56 @@ def test_bench_writes_json_and_markdown(tmp_path: Path, capsys: pytest.CaptureFi
     text = doc.read_text("utf-8")
     assert "`sipkernel bench --quick --rounds 1 --only rtt_local --json" in text
     assert "| `rtt_local` |" in text
+
+
+def test_parsing_the_sandbox_command_imports_no_sandbox_machinery() -> None:
+    """``--help`` and usage errors of ``sipkernel sandbox`` stay fast: its flags are
+    added and parsed without the policy schema, msgspec or the kernel."""
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "from sipkernel._cli import build_parser\n"
+        "build_parser('sandbox').parse_args(['sandbox', '--mem', '1G', '--', 'true'])\n"
+        "print(*sorted(set(sys.modules) - before))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    imported = set(done.stdout.split())
+    assert "sipkernel.sandbox._flags" in imported
+    heavy = {"asyncio", "msgspec", "sipkernel._core._kernel", "sipkernel.bench", "sipkernel.app"}
+    heavy |= {f"sipkernel.sandbox.{name}" for name in ("_policy", "_seccomp", "_command")}
+    assert not imported & heavy
+
+
+def test_exit_now_runs_the_exit_hooks_and_flushes_the_streams() -> None:
+    code = (
+        "import atexit, sys\n"
+        "from sipkernel._cli import exit_now\n"
+        "atexit.register(print, 'hook ran')\n"
+        "sys.stdout.write('written, ')\n"
+        "sys.stderr.write('on stderr')\n"
+        "exit_now(7)\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (7, "written, hook ran\n", "on stderr")
+
+
+def test_python_m_sipkernel_exits_with_the_sandboxed_status() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "sipkernel", "sandbox", "--", "sh", "-c", "exit 42"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (42, "")

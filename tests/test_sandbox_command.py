@@ -12,6 +12,28 @@ import pytest
 
 SANDBOX = [sys.executable, "-m", "sipkernel", "sandbox"]
 
+NOT_IMPORTED = (
+    "asyncio",
+    "sipkernel._api",
+    "sipkernel._core._channel",
+    "sipkernel._core._kernel",
+    "sipkernel._core._process",
+    "sipkernel._supervisor",
+    "sipkernel.app",
+    "sipkernel.bench",
+    "sipkernel.broker",
+    "sipkernel.domains",
+    "sipkernel.sandbox._domain",
+    "sipkernel.sandbox._zygote_main",
+    "json",
+    "logging",
+    "shlex",
+    "tomllib",
+)
+"""What ``sipkernel sandbox -- CMD`` never imports: the kernel, the packages above
+it, and what only other flags (``--policy``, ``--json-status``) or other
+subcommands need."""
+
 
 def run(*argv: str, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -202,3 +224,47 @@ def test_the_apparmor_and_docker_causes_are_explained() -> None:
     text = explain_unshare_failure(OSError(errno.EPERM, "denied"), CLONE_NEWUSER)
     assert "apparmor_restrict_unprivileged_userns=0" in text
     assert "Docker's default seccomp profile" in text
+
+
+def test_the_command_imports_only_what_it_uses() -> None:
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "from sipkernel._cli import main\n"
+        "status = main(['sandbox', '--', 'true'])\n"
+        f"print(status, *sorted(set({NOT_IMPORTED!r}) & (set(sys.modules) - before)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.split() == ["0"], done.stdout + done.stderr
+
+
+def test_the_keeper_gets_the_filter_the_supervisor_compiled() -> None:
+    from sipkernel.sandbox._command import _program_bytes, _program_from
+    from sipkernel.sandbox._seccomp import SyscallPolicy, compile_filter
+
+    held = compile_filter(SyscallPolicy(allow_exec=False, exec_once=True), listener=True)
+    failing = compile_filter(SyscallPolicy(on_violation="errno"), listener=True)
+    assert (held.notify, failing.notify) == (True, False)
+    for program in (held, failing):
+        assert _program_from(_program_bytes(program)) == program
+    assert _program_from(_program_bytes(None)) is None  # pid 1 compiles it, and says if it fails
+
+
+def test_pyseccomp_is_imported_without_a_library_search() -> None:
+    """Its own lookups of libc and libseccomp would run ldconfig (tens of ms)."""
+    code = (
+        "import ctypes.util\n"
+        "def searched(name):\n"
+        "    raise AssertionError(f'searched for {name}')\n"
+        "ctypes.util.find_library = searched\n"
+        "from sipkernel.sandbox import _seccomp\n"
+        "_seccomp._pyseccomp()\n"
+        "assert ctypes.util.find_library is searched  # put back\n"
+        "print(_seccomp.syscall_name(_seccomp.syscall_number('ptrace')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.split() == ["ptrace"], done.stdout + done.stderr

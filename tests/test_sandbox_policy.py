@@ -98,6 +98,13 @@ def test_flags_override_the_defaults() -> None:
     assert policy.env == ("HOME",)
 
 
+def test_without_flags_the_policy_is_the_one_made(tmp_path: Path) -> None:
+    assert flags() == Policy()
+    path = tmp_path / "p.toml"
+    path.write_text('network = "loopback"\n[limits]\npids = 8\n')
+    assert flags("--policy", str(path)) == Policy.from_toml(str(path))
+
+
 def test_flags_apply_over_a_policy_file(tmp_path: Path) -> None:
     path = tmp_path / "p.toml"
     path.write_text("[limits]\npids = 8\nopen_files = 32\n")

@@ -21,7 +21,7 @@ N       the command exited with N
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import resource
 import shutil
@@ -37,6 +37,7 @@ from ._compose import compose
 from ._contain import keeper_enter, keeper_fork_init, report_failed, report_ready
 from ._errors import SandboxError, SandboxUnavailable
 from ._policy import Policy
+from ._seccomp import Program, SyscallPolicy, compile_filter, prepare_load
 from ._supervise import Sandbox
 
 EXIT_TIME_LIMIT = 124
@@ -44,6 +45,8 @@ EXIT_SETUP_FAILED = 125
 EXIT_CANNOT_EXECUTE = 126
 EXIT_NOT_FOUND = 127
 EXIT_INTERRUPTED = 130
+
+_MAX_MESSAGE = 1 << 16  # the id-map answer with the filter: 4096 instructions at most, 32 KiB
 
 _TYPED_EXIT_CODES = {
     (ExitKind.START_FAILED, None): EXIT_SETUP_FAILED,
@@ -120,6 +123,8 @@ def run_command(policy: Policy, argv: list[str], *, json_status: str | None = No
     if line is not None:
         print(f"sipkernel: {line}", file=sys.stderr, flush=True)
     if json_status is not None:
+        import json  # only for --json-status: not on every command's start
+
         with open(json_status, "w") as f:
             json.dump(result.to_json(), f, indent=2)
             f.write("\n")
@@ -171,19 +176,43 @@ def _start(sandbox: Sandbox, argv: list[str]) -> tuple[int, tuple[socket.socket,
 
 
 def _handshake(sandbox: Sandbox, pid: int, sync: socket.socket) -> None:
+    """Map the keeper's ids once it has entered its namespaces, and hand it the seccomp
+    filter, compiled here meanwhile: libseccomp's milliseconds are off pid 1's path."""
     try:
+        program = _compiled(sandbox.launch.syscalls)
         answer = sync.recv(4096)
         if answer.startswith(b"e"):
             raise SandboxUnavailable(answer[1:].decode())
         if answer != b"u":
             raise SandboxError("the sandbox's keeper died before entering its namespaces")
         sandbox.map(pid)
-        sync.send(b"m")
+        sync.send(b"m" + _program_bytes(program))
     except OSError as exc:
         sandbox.kill()
         raise SandboxError(f"mapping the sandbox's user ids failed: {exc}") from None
     finally:
         sync.close()
+
+
+def _compiled(syscalls: SyscallPolicy) -> Program | None:
+    """The sandbox's filter, compiled by the supervisor; None if it cannot be (pid 1
+    then compiles it itself, and its failure names the step)."""
+    try:
+        return compile_filter(syscalls, listener=True)
+    except Exception:
+        return None
+
+
+def _program_bytes(program: Program | None) -> bytes:
+    """``program`` as the keeper reads it (:func:`_program_from`); empty for None."""
+    if program is None:
+        return b""
+    return (b"n" if program.notify else b"-") + program.bpf
+
+
+def _program_from(data: bytes) -> Program | None:
+    """The keeper's side of :func:`_program_bytes`."""
+    return Program(data[1:], data[:1] == b"n") if data else None
 
 
 def _wait(sandbox: Sandbox, pid: int) -> tuple[int, resource.struct_rusage, bool]:
@@ -216,11 +245,15 @@ def _keeper(
             sync.send(b"e" + str(exc).encode())
             os._exit(EXIT_SETUP_FAILED)
         sync.send(b"u")
-        if sync.recv(16) != b"m":
+        with contextlib.suppress(OSError):  # else pid 1 fails to load, and says so
+            prepare_load()  # while the ids are mapped: pid 1, forked next, inherits it
+        mapped = sync.recv(_MAX_MESSAGE)
+        if mapped[:1] != b"m":
             os._exit(EXIT_SETUP_FAILED)
         sync.close()
+        program = _program_from(mapped[1:])
         try:
-            listener = keeper_fork_init(launch, keep=(report.fileno(),))
+            listener = keeper_fork_init(launch, keep=(report.fileno(),), program=program)
         except BaseException as exc:  # pid 1: a set-up step failed
             report_failed(report, exc)
             raise

@@ -3,6 +3,10 @@
 Flags apply on top of ``--policy FILE`` (or the default policy), so a file
 can hold the site's rules and a flag can tighten or widen one knob for one
 run.
+
+Adding the flags imports nothing but ``argparse``: the policy schema (and
+msgspec under it) is imported when a policy is made, so ``--help`` and usage
+errors stay fast.
 """
 
 from __future__ import annotations
@@ -10,21 +14,22 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import msgspec
+if TYPE_CHECKING:
+    import msgspec
 
-from ._policy import Policy
+    from ._policy import Policy
 
-_S = TypeVar("_S", bound=msgspec.Struct)
+_S = TypeVar("_S", bound="msgspec.Struct")
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_SIZE = r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$"  # compiled on first use, by re's cache
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
 def parse_size(text: str) -> int:
     """``"256M"``, ``"1g"``, ``"512MiB"``, ``"4096"`` (bytes) -> bytes."""
-    match = _SIZE.match(text)
+    match = re.match(_SIZE, text, re.IGNORECASE)
     if match is None:
         raise argparse.ArgumentTypeError(f"expected a size such as 256M or 1G, got {text!r}")
     number, unit = match.groups()
@@ -67,7 +72,20 @@ def add_policy_flags(parser: argparse.ArgumentParser) -> None:
 
 def policy_from_flags(args: argparse.Namespace) -> Policy:
     """The policy file (or the default) with the flags applied."""
+    import msgspec
+
+    from ._policy import Policy
+
     policy = Policy.from_toml(args.policy) if args.policy else Policy()
+    changes = _changes(policy, args)
+    if not changes:
+        return policy  # the file's or the default, each validated when made
+    combined = msgspec.structs.replace(policy, **changes)
+    return Policy.from_dict(combined.to_dict(), origin="flags")  # validates every field
+
+
+def _changes(policy: Policy, args: argparse.Namespace) -> dict[str, object]:
+    """The top-level fields of ``policy`` that the flags change, with their new values."""
     limits = _replace(
         policy.limits,
         memory=args.mem,
@@ -78,22 +96,31 @@ def policy_from_flags(args: argparse.Namespace) -> Policy:
         open_files=args.files,
         file_size=args.fsize,
     )
-    fs = _replace(policy.filesystem, tmp_size=args.tmp_size, workdir=args.workdir)
-    fs = msgspec.structs.replace(
-        fs, ro=(*fs.ro, *map(_absolute, args.ro)), rw=(*fs.rw, *map(_absolute, args.rw))
+    fs = policy.filesystem
+    fs = _replace(
+        fs,
+        tmp_size=args.tmp_size,
+        workdir=args.workdir,
+        ro=(*fs.ro, *map(_absolute, args.ro)) if args.ro else None,
+        rw=(*fs.rw, *map(_absolute, args.rw)) if args.rw else None,
     )
-    changes: dict[str, object] = {"limits": limits, "filesystem": fs}
+    changes: dict[str, object] = {}
+    if limits is not policy.limits:
+        changes["limits"] = limits
+    if fs is not policy.filesystem:
+        changes["filesystem"] = fs
     if args.net:
         changes["network"] = args.net
     if args.allow_exec:
         changes["allow_exec"] = True
     if args.env:
         changes["env"] = (*policy.env, *args.env)
-    combined = msgspec.structs.replace(policy, **changes)
-    return Policy.from_dict(combined.to_dict(), origin="flags")  # validates every field
+    return changes
 
 
 def _replace(struct: _S, **changes: object) -> _S:
+    import msgspec
+
     given = {name: value for name, value in changes.items() if value is not None}
     return msgspec.structs.replace(struct, **given) if given else struct
 

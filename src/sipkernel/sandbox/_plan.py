@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import msgspec
 
@@ -53,8 +53,7 @@ class SandboxSpec(msgspec.Struct, frozen=True, kw_only=True):
     env: dict[str, str]
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(NamedTuple):
     """One named action of the set-up."""
 
     name: str

@@ -27,7 +27,6 @@ and a sandbox domain's ``enforcement`` says which enforced each.
 
 from __future__ import annotations
 
-import tomllib
 from typing import Any, Literal
 
 import msgspec
@@ -178,6 +177,8 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     @classmethod
     def from_toml(cls, path: str) -> Policy:
         """Read a policy from a TOML file; errors name the file and the field."""
+        import tomllib  # only a policy file needs it: not on a default sandbox's start
+
         try:
             with open(path, "rb") as f:
                 data = tomllib.load(f)

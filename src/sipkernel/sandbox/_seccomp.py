@@ -33,21 +33,20 @@ import ctypes
 import errno
 import functools
 import itertools
-import logging
 import os
 import re
 import select
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import IO, Any, Final, Literal, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 import msgspec
-import pyseccomp  # type: ignore[import-untyped]
 
 from .._core._errors import UsageError
 
-log = logging.getLogger("sipkernel.sandbox")
+if TYPE_CHECKING:
+    import logging
 
 DANGEROUS_SYSCALLS: Final = (
     # Reading, writing or stealing from other processes.
@@ -95,12 +94,14 @@ _NAMESPACE_FLAGS: Final = (
 _TTY_REQUESTS: Final = (0x5412, 0x541C)  # TIOCSTI (types into a terminal), TIOCLINUX
 _LOW32: Final = 0xFFFFFFFF  # ioctl requests and personalities are 32-bit; registers are not
 _USER_NOTIF_FLAG_CONTINUE: Final = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE: run the held call
-_NAME = re.compile(r"[a-z_][a-z0-9_]*\Z")
 _PR_SET_NO_NEW_PRIVS: Final = 38
 _SET_MODE_FILTER: Final = 1  # SECCOMP_SET_MODE_FILTER
 _FLAG_TSYNC: Final = 1  # SECCOMP_FILTER_FLAG_TSYNC: every thread of the process
 _FLAG_NEW_LISTENER: Final = 1 << 3  # SECCOMP_FILTER_FLAG_NEW_LISTENER
 _FLAG_TSYNC_ESRCH: Final = 1 << 4  # a thread that cannot sync fails the call (ESRCH)
+
+_SONAMES: Final = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
+"""The usual sonames of the libraries pyseccomp looks up as it is imported."""
 
 
 class SyscallPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -146,7 +147,7 @@ def _check_tuple(field: str, value: object) -> None:
 def _check_syscalls(field: str, names: tuple[str, ...]) -> None:
     _check_tuple(field, names)
     for name in names:
-        if not _NAME.match(name) or -100 < syscall_number(name) < 0:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or -100 < syscall_number(name) < 0:
             raise UsageError(f"{field}: unknown system call {name!r}")
 
 
@@ -156,13 +157,15 @@ def syscall_number(name: str) -> int:
     -1 for a name libseccomp does not know; below -100 (a "pseudo" number, which
     rules ignore) for one it knows that this architecture lacks.
     """
-    return int(pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name))
+    seccomp = _pyseccomp()
+    return int(seccomp.resolve_syscall(seccomp.Arch.NATIVE, name))
 
 
 def syscall_name(number: int) -> str:
     """The name of system call ``number`` on this machine's architecture (``syscall#N`` if none)."""
+    seccomp = _pyseccomp()
     try:
-        name = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, number)
+        name = seccomp.resolve_syscall(seccomp.Arch.NATIVE, number)
     except ValueError:
         return f"syscall#{number}"
     return bytes(name).decode()
@@ -181,7 +184,7 @@ class _Rule(NamedTuple):
 
 
 def _masked(arg: int, mask: int, value: int) -> tuple[_Cmp]:
-    return ((arg, pyseccomp.MASKED_EQ, mask, value),)
+    return ((arg, _pyseccomp().MASKED_EQ, mask, value),)
 
 
 def _rules(policy: SyscallPolicy, action: int) -> Iterator[_Rule]:
@@ -195,7 +198,7 @@ def _rules(policy: SyscallPolicy, action: int) -> Iterator[_Rule]:
     if "clone" not in lifted:
         yield from (_Rule(action, "clone", _masked(0, flag, flag)) for flag in _NAMESPACE_FLAGS)
     if not lifted & {"clone", "clone3"}:
-        yield _Rule(pyseccomp.ERRNO(errno.ENOSYS), "clone3")
+        yield _Rule(_pyseccomp().ERRNO(errno.ENOSYS), "clone3")
     if "ioctl" not in lifted:
         yield from (_Rule(action, "ioctl", _masked(1, _LOW32, req)) for req in _TTY_REQUESTS)
     if "personality" not in lifted:
@@ -212,37 +215,80 @@ def _personality_rules() -> Iterator[_Rule]:
     for bit in range(32):
         after = 1 << (bit + 1) % 32
         yield _Rule(
-            pyseccomp.ERRNO(errno.EPERM), "personality", _masked(0, 1 << bit | after, after)
+            _pyseccomp().ERRNO(errno.EPERM), "personality", _masked(0, 1 << bit | after, after)
         )
 
 
 def _family_rules(call: str, families: list[int]) -> Iterator[_Rule]:
-    deny = pyseccomp.ERRNO(errno.EAFNOSUPPORT)
+    seccomp = _pyseccomp()
+    deny = seccomp.ERRNO(errno.EAFNOSUPPORT)
     if not families:
         yield _Rule(deny, call)
         return
     # 64-bit bounds: a family with stray high bits fails (closed) instead of passing.
-    yield _Rule(deny, call, ((0, pyseccomp.LT, families[0], 0),))
-    yield _Rule(deny, call, ((0, pyseccomp.GT, families[-1], 0),))
+    yield _Rule(deny, call, ((0, seccomp.LT, families[0], 0),))
+    yield _Rule(deny, call, ((0, seccomp.GT, families[-1], 0),))
     for low, high in itertools.pairwise(families):
         yield from (_Rule(deny, call, _masked(0, _LOW32, f)) for f in range(low + 1, high))
 
 
+def _bpf(policy: SyscallPolicy, *, notify: bool) -> bytes:
+    """``policy``'s filter as libseccomp generates it (raw ``struct sock_filter``
+    instructions); ``notify``: report dangerous calls to a listener."""
+    fd = os.memfd_create("sipkernel-seccomp", os.MFD_CLOEXEC)
+    with open(fd, "w+b", buffering=0) as file:
+        _build(policy, notify=notify).export_bpf(file)
+        file.seek(0)
+        return file.read()
+
+
 def _build(policy: SyscallPolicy, *, notify: bool) -> Any:
     """A pyseccomp filter for ``policy``; ``notify``: report dangerous calls to a listener."""
+    seccomp = _pyseccomp()
     if policy.on_violation == "errno":
-        action = pyseccomp.ERRNO(errno.EPERM)
+        action = seccomp.ERRNO(errno.EPERM)
     else:
-        action = pyseccomp.NOTIFY if notify else pyseccomp.KILL_PROCESS
-    flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
-    flt.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.KILL_PROCESS)  # int 0x80, x32
-    flt.set_attr(pyseccomp.Attr.CTL_NNP, 1)  # no_new_privs: set-uid programs gain nothing
-    flt.set_attr(pyseccomp.Attr.CTL_TSYNC, 1)  # every thread, not only the caller
+        action = seccomp.NOTIFY if notify else seccomp.KILL_PROCESS
+    flt = seccomp.SyscallFilter(seccomp.ALLOW)
+    flt.set_attr(seccomp.Attr.ACT_BADARCH, seccomp.KILL_PROCESS)  # int 0x80, x32
+    flt.set_attr(seccomp.Attr.CTL_NNP, 1)  # no_new_privs: set-uid programs gain nothing
+    flt.set_attr(seccomp.Attr.CTL_TSYNC, 1)  # every thread, not only the caller
     for rule in _rules(policy, action):
         number = syscall_number(rule.syscall)
         if number >= 0:  # else no such call on this architecture
-            flt.add_rule(rule.action, number, *(pyseccomp.Arg(*cmp) for cmp in rule.args))
+            flt.add_rule(rule.action, number, *(seccomp.Arg(*cmp) for cmp in rule.args))
     return flt
+
+
+@functools.cache
+def _pyseccomp() -> Any:
+    """pyseccomp, imported on first use, without its slow library search.
+
+    As it is imported, pyseccomp looks libc and libseccomp up with
+    ``ctypes.util.find_library``, which runs ``ldconfig -p`` once per name:
+    some 40 ms, over a quarter of a ``sipkernel sandbox`` command's start.
+    While it is imported, a name whose usual soname loads as it is gets that
+    soname at once; any other name, or a soname that does not load, gets the
+    real search.
+    """
+    import ctypes.util
+
+    search = ctypes.util.find_library
+
+    def find(name: str) -> str | None:
+        soname = _SONAMES.get(name)
+        if soname is not None:
+            with contextlib.suppress(OSError):
+                ctypes.CDLL(soname)
+                return soname
+        return search(name)
+
+    ctypes.util.find_library = find
+    try:
+        import pyseccomp  # type: ignore[import-untyped]
+    finally:
+        ctypes.util.find_library = search
+    return pyseccomp
 
 
 # -- installing and exporting ------------------------------------------------------------------
@@ -268,12 +314,8 @@ def compile_filter(policy: SyscallPolicy, *, listener: bool) -> Program:
     notify = listener and policy.on_violation == "kill"
     if policy.exec_once and not notify:
         raise UsageError("exec_once needs a listener to let the first execve through")
-    _libc(), _seccomp_number()  # cached here too: a forked child only loads
-    fd = os.memfd_create("sipkernel-seccomp", os.MFD_CLOEXEC)
-    with open(fd, "w+b", buffering=0) as file:
-        _build(policy, notify=notify).export_bpf(file)
-        file.seek(0)
-        return Program(file.read(), notify)
+    prepare_load()  # here too: a forked child only loads
+    return Program(_bpf(policy, notify=notify), notify)
 
 
 def install(policy: SyscallPolicy, *, listener: bool) -> int | None:
@@ -320,6 +362,12 @@ def load(program: Program) -> int | None:
     return rc if program.notify else None
 
 
+def prepare_load() -> None:
+    """Find what :func:`load` needs (libc, the number of ``seccomp``, which loads
+    libseccomp), so that a child forked afterwards only loads."""
+    _libc(), _seccomp_number()
+
+
 @functools.cache
 def _libc() -> ctypes.CDLL:
     libc = ctypes.CDLL(None, use_errno=True)
@@ -343,13 +391,13 @@ def export_bpf(policy: SyscallPolicy, target: str | os.PathLike[str] | IO[bytes]
     ``target`` is a path or an open binary file. Such a program has no listener,
     so with ``on_violation="kill"`` dangerous calls kill the process (SIGSYS).
     """
-    flt = _build(policy, notify=False)
+    bpf = _bpf(policy, notify=False)
     if isinstance(target, str | os.PathLike):
         with open(target, "wb") as file:
-            flt.export_bpf(file)
+            file.write(bpf)
     else:
-        target.flush()  # libseccomp writes to the descriptor: buffered bytes go first
-        flt.export_bpf(target)
+        target.write(bpf)
+        target.flush()  # on its descriptor now, for a program handed the descriptor
 
 
 # -- the supervisor's side ---------------------------------------------------------------------
@@ -393,7 +441,7 @@ def _libseccomp() -> ctypes.CDLL:
     return lib
 
 
-def _call(function: Any, *args: object) -> int:
+def _call(function: Callable[..., int], *args: object) -> int:
     """Call a libseccomp function (again if interrupted); 0, or the errno it failed with."""
     while True:
         ctypes.set_errno(0)
@@ -473,7 +521,7 @@ class ViolationWatcher:
         try:
             self._serve()
         except BaseException:  # a thread of ours never raises out
-            log.exception("seccomp: the violation watcher failed")
+            _log().exception("seccomp: the violation watcher failed")
         finally:
             self._release()
 
@@ -500,7 +548,7 @@ class ViolationWatcher:
         if failed == errno.ENOENT:
             return True  # the task died before we looked
         if failed:
-            log.error("seccomp: cannot receive a notification: %s", os.strerror(failed))
+            _log().error("seccomp: cannot receive a notification: %s", os.strerror(failed))
             return False
         violation = _violation(notif)
         if self._exec_allowed and violation.syscall in ("execve", "execveat"):
@@ -512,18 +560,19 @@ class ViolationWatcher:
             response = _Resp(id=notif.id, val=0, error=-errno.EPERM, flags=0)
         failed = _call(lib.seccomp_notify_respond, self._fd, ctypes.byref(response))
         if failed and failed != errno.ENOENT:  # ENOENT: the task is gone, as it should be
-            log.warning("seccomp: cannot answer a notification: %s", os.strerror(failed))
+            _log().warning("seccomp: cannot answer a notification: %s", os.strerror(failed))
         return True
 
     def _report(self, violation: Violation) -> bool:
         """Tell the callback; True if it took charge (the call is then never answered:
         a kill takes a moment to land, and the call must not return meanwhile)."""
-        log.info("seccomp: task %d attempted %s", violation.pid, violation.syscall)
         try:
-            self._on_violation(violation)
+            self._on_violation(violation)  # first: the kill must not wait for the log
         except Exception:
-            log.exception("seccomp: the violation callback failed")
+            _log().exception("seccomp: the violation callback failed")
             return False
+        finally:
+            _log().info("seccomp: task %d attempted %s", violation.pid, violation.syscall)
         return True
 
     def _release(self) -> None:
@@ -533,6 +582,13 @@ class ViolationWatcher:
                 for fd in (self._fd, self._wake):
                     with contextlib.suppress(OSError):
                         os.close(fd)
+
+
+def _log() -> logging.Logger:
+    """The sandbox's logger; ``logging`` is imported when there is something to say."""
+    import logging
+
+    return logging.getLogger("sipkernel.sandbox")
 
 
 def _violation(notif: _Notif) -> Violation:
