@@ -145,3 +145,19 @@ def test_python_m_sipkernel_exits_with_the_sandboxed_status() -> None:
         check=False,
     )
     assert (done.returncode, done.stderr) == (42, "")
+
+
+def test_building_the_whole_parser_imports_no_kernel() -> None:
+    """``sipkernel --help``, ``--version``, ``check`` and ``run`` parse before any import
+    of what they run; listing the benchmarks' names must not start the suite."""
+    code = (
+        "import sys\n"
+        "from sipkernel._cli import build_parser\n"
+        "build_parser()\n"
+        "heavy = ('asyncio', 'sipkernel._core._kernel', 'sipkernel.domains', 'sipkernel.app')\n"
+        "print(*[name for name in heavy if name in sys.modules])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.stdout.strip(), done.returncode) == ("", 0), done.stderr
