@@ -13,7 +13,7 @@ import runpy
 import sys
 import traceback
 
-from .._core._codec import codec_for
+from .._core._codec import codec_for, warm_transfer_types
 from .._core._contract import Contract
 
 
@@ -34,6 +34,8 @@ def load_main(path: str) -> str | None:
 
 
 def warm_codecs() -> None:
-    """Build the codec of every contract known so far (they are costly to build)."""
+    """Build the codec of every contract known so far (they are costly to build), and
+    the type information endpoints in messages need."""
     for contract in Contract.registered():
         codec_for(contract)
+    warm_transfer_types()
