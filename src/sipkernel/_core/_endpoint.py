@@ -340,11 +340,15 @@ class Endpoint:
         spins keep missing (the peer is slow, or shares this CPU) this end
         blocks at once for a while (``_judge_spin``).
         """
+        message = self._take(core, None)
+        if message is not _EMPTY:  # already here: no clock read, nothing to judge
+            return message
         now = time.perf_counter_ns()
         if now >= core.spin_paused_until:
             deadline = now + SPIN_MAX_NS
             cpu_start = time.thread_time_ns()
             while True:
+                os.sched_yield()
                 message = self._take(core, None)
                 if message is not _EMPTY:
                     _judge_spin(core, now, cpu_start, caught=True)
@@ -352,7 +356,6 @@ class Endpoint:
                 if time.perf_counter_ns() >= deadline:
                     _judge_spin(core, now, cpu_start, caught=False)
                     break
-                os.sched_yield()
         message = self._take(core, None, True)
         if message is not _EMPTY:
             return message
