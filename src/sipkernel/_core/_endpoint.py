@@ -340,11 +340,11 @@ class Endpoint:
         spins keep missing (the peer is slow, or shares this CPU) this end
         blocks at once for a while (``_judge_spin``).
         """
-        message = self._take(core, None)
-        if message is not _EMPTY:  # already here: no clock read, nothing to judge
-            return message
         now = time.perf_counter_ns()
         if now >= core.spin_paused_until:
+            message = self._take(core, None)
+            if message is not _EMPTY:  # already here: nothing to judge
+                return message
             deadline = now + SPIN_MAX_NS
             cpu_start = time.thread_time_ns()
             while True:
