@@ -280,14 +280,16 @@ class Endpoint:
 
     async def _asend_socket(self, core: EndpointCore, message: Any, timeout: float | None) -> None:
         sock = core.socket_or_broken()
-        async with asyncio.timeout(timeout):
-            while not core.take_credit():
-                await await_any([core], FutureWaiter())
-                core.absorb()
+        if not core.take_credit():
+            async with asyncio.timeout(timeout):
+                while not core.take_credit():
+                    await await_any([core], FutureWaiter())
+                    core.absorb()
         payload, fds, transfer = _encode_or_give_back(core, message)
         try:
-            async with asyncio.timeout(timeout):
-                await _wire.async_send_message(sock, payload, fds)
+            if not _wire.try_send(sock, payload, fds):  # no room now, or in fragments
+                async with asyncio.timeout(timeout):
+                    await _wire.async_send_message(sock, payload, fds)
         except _wire.PeerVanished:
             _give_back(transfer)
             raise core.vanished() from None

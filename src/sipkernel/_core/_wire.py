@@ -94,21 +94,29 @@ def send_message(
     sock: socket.socket, payload: bytes, fds: list[int], timeout: float | None
 ) -> None:
     """Send one message (fragmented if large), waiting at most ``timeout`` for space."""
-    if len(payload) <= FRAGMENT:
-        try:  # the common case: one record
-            if fds:
-                sock.sendmsg([_MESSAGE_PREFIX, payload], _ancillary(fds), _SEND_FLAGS)
-            else:
-                sock.send(_MESSAGE_PREFIX + payload, _SEND_FLAGS)
-            return
-        except BlockingIOError:
-            pass
-        except (BrokenPipeError, ConnectionResetError) as exc:
-            raise PeerVanished from exc
+    if try_send(sock, payload, fds):
+        return
     deadline = None if timeout is None else time.monotonic() + timeout
     for i, record in enumerate(frames(KIND_MESSAGE, payload)):
         remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         send_record(sock, record, fds if i == 0 else [], remaining)
+
+
+def try_send(sock: socket.socket, payload: bytes, fds: list[int]) -> bool:
+    """Send a message of one record if the socket takes it now; False if it would
+    have to wait for buffer space, or needs fragments (nothing was sent then)."""
+    if len(payload) > FRAGMENT:
+        return False
+    try:  # the common case: one record
+        if fds:
+            sock.sendmsg([_MESSAGE_PREFIX, payload], _ancillary(fds), _SEND_FLAGS)
+        else:
+            sock.send(_MESSAGE_PREFIX + payload, _SEND_FLAGS)
+        return True
+    except BlockingIOError:
+        return False
+    except (BrokenPipeError, ConnectionResetError) as exc:
+        raise PeerVanished from exc
 
 
 def send_record(sock: socket.socket, record: bytes, fds: list[int], timeout: float | None) -> None:
