@@ -223,7 +223,11 @@ class ProcessDomain(Domain):
                 raise DomainError(f"domain {self.name} has exited ({self.exit_reason.describe()})")
             self._ctl.send(message)
 
+    def _before_reading(self) -> None:
+        """In the control reader's thread, before it reads (a subclass's set-up wait)."""
+
     def _read(self) -> None:
+        self._before_reading()
         while True:
             try:
                 message = self._ctl.recv()

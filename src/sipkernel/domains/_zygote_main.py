@@ -67,21 +67,34 @@ class Zygote:
         self.children: set[int] = set()  # every child, spare or domain
         self.domains: set[int] = set()  # the children the kernel knows about
         self.spare: Spare | None = None
+        self.poller = select.poll()
+        self.watched: dict[int, Callable[[], None]] = {}
+        """Descriptors of a subclass's, with what to do when one is readable."""
+
+    def watch(self, fd: int, on_readable: Callable[[], None]) -> None:
+        """Call ``on_readable`` from the zygote's loop when ``fd`` is readable (or closed)."""
+        self.watched[fd] = on_readable
+        self.poller.register(fd, select.POLLIN)
+
+    def unwatch(self, fd: int) -> None:
+        if self.watched.pop(fd, None) is not None:
+            self.poller.unregister(fd)
 
     def run(self) -> None:
         signal.set_wakeup_fd(self.wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
-        poller = select.poll()
-        poller.register(self.sock.fileno(), select.POLLIN)
-        poller.register(self.wake_r, select.POLLIN)
+        self.poller.register(self.sock.fileno(), select.POLLIN)
+        self.poller.register(self.wake_r, select.POLLIN)
         self.spare = self.make_spare(None)
         try:
             while True:
-                for fd, _ in poller.poll():
+                for fd, _ in self.poller.poll():
                     if fd == self.wake_r:
                         _drain(self.wake_r)
                         self._reap()
-                    elif not self._serve_one():
+                    elif fd in self.watched:
+                        self.watched[fd]()
+                    elif fd == self.sock.fileno() and not self._serve_one():
                         return
         finally:
             _kill_all(self.children)

@@ -21,7 +21,6 @@ import json
 import os
 import socket
 import sys
-import threading
 from collections.abc import Callable
 
 import msgspec
@@ -73,7 +72,8 @@ class SandboxDomain(ProcessDomain):
         self.sandbox = Sandbox(policy, composed, name, make_cgroup=False)  # the zygote makes it
         self.enforcement = composed.enforcement
         """For each limit, what enforces it here (``cgroup v1``, ``RLIMIT_AS ...``)."""
-        self._watch: threading.Thread | None = None
+        self._setup: tuple[Forking, socket.socket] | None = None
+        """The fork on its way and pid 1's report socket, until the reader takes them."""
         self._script_sent = False
         self._sandbox_user = Reader(policy)
         self._shown = [b.source for b in composed.launch.spec.binds if b.inside == b.source]
@@ -114,14 +114,17 @@ class SandboxDomain(ProcessDomain):
             )
         finally:
             theirs.close()
-        self._watch = threading.Thread(
-            target=self._await_ready,
-            args=(forked, mine),
-            name=f"sipkernel-{self.name}-setup",
-            daemon=True,
-        )
-        self._watch.start()
+        self._setup = (forked, mine)
         return forked
+
+    def _before_reading(self) -> None:
+        """Wait for pid 1's report (its seccomp listener) in the control reader's thread
+        (a thread of its own would cost its start, a millisecond or two, per domain).
+        Until then the domain's control messages wait in its socket."""
+        if self._setup is not None:
+            forked, report = self._setup
+            self._setup = None
+            self._await_ready(forked, report)
 
     def _await_ready(self, forked: Forking, report: socket.socket) -> None:
         try:
@@ -154,8 +157,6 @@ class SandboxDomain(ProcessDomain):
             )
 
     def _exit_reason(self, status: int | None) -> ExitReason:
-        if self._watch is not None:
-            self._watch.join()
         reason = self.sandbox.reason(status)
         self.sandbox.close()
         return reason

@@ -54,10 +54,22 @@ time to build."""
 class SandboxSpare(Spare):
     """A spare sandbox, built for one policy (``payload``), in its own cgroup."""
 
-    def __init__(self, pid: int, sock: socket.socket, payload: bytes, cgroup: Cgroup | None):
+    def __init__(
+        self,
+        pid: int,
+        sock: socket.socket,
+        payload: bytes,
+        cgroup: Cgroup | None,
+        maps: tuple[str, str] | None,
+    ):
         super().__init__(pid, sock)
         self.payload = payload
         self.cgroup = cgroup
+        self.maps = maps
+        self.fd = sock.fileno()
+        """The socket's descriptor number, watched by the zygote until the keeper is mapped."""
+        self.mapped = False
+        """The keeper's ids are written (or ``error`` says why not)."""
         self.error: str | None = None
         self.ready = False
         """Pid 1 said it is built (or ``error`` says why it is not)."""
@@ -95,14 +107,21 @@ class SandboxZygote(Zygote):
             raise StartFailed("a sandboxed domain was requested without its launch plan")
         spare, self.spare = self.spare, None
         if isinstance(spare, SandboxSpare) and spare.payload == request.payload:
-            if _ready(spare).error is None:
+            if self._ready(spare).error is None:
                 return spare
             self.discard(spare)  # it died waiting: build one now (a real failure repeats)
         elif spare is not None:
             self.discard(spare)  # built for another policy
-        return _ready(self._build(request.payload))
+        return self._ready(self._build(request.payload))
+
+    def _ready(self, spare: SandboxSpare) -> SandboxSpare:
+        """``spare`` mapped and built, waiting for it as needed (or with ``error``)."""
+        self._map(spare)
+        return _built(spare)
 
     def discard(self, spare: Spare, *, dead: bool = False) -> None:
+        if isinstance(spare, SandboxSpare):
+            self.unwatch(spare.fd)
         super().discard(spare, dead=dead)
         if isinstance(spare, SandboxSpare) and spare.cgroup is not None:
             with contextlib.suppress(OSError):
@@ -132,9 +151,10 @@ class SandboxZygote(Zygote):
     def _build(self, payload_bytes: bytes) -> SandboxSpare:
         """Fork a keeper for ``payload_bytes`` and map it; pid 1 goes on building alone.
 
-        The zygote does not wait for pid 1 here: it goes back to serving while
-        the sandbox builds on another CPU, and waits for it (``_ready``) only
-        when a request takes the spare.
+        The zygote waits for neither the keeper nor pid 1 here: it maps the
+        keeper's ids when the keeper asks (``_map``, from its loop), serves
+        requests while the sandbox builds on another CPU, and waits for it
+        (``_ready``) only when a request takes the spare.
         """
         payload = msgspec.msgpack.decode(payload_bytes, type=SandboxPayload)
         name = f"domain-{os.getppid()}"  # the kernel's pid: whose sandboxes these are
@@ -152,15 +172,28 @@ class SandboxZygote(Zygote):
             self._contain(launch, theirs, program)
         theirs.close()
         self.children.add(pid)
-        spare = SandboxSpare(pid, mine, payload_bytes, cgroup)
+        spare = SandboxSpare(pid, mine, payload_bytes, cgroup, payload.id_maps)
+        self.watch(spare.fd, lambda: self._map(spare))
+        return spare
+
+    def _map(self, spare: SandboxSpare) -> None:
+        """Once the keeper has entered its namespaces ("u"), write its id maps ("m").
+
+        Called from the zygote's loop when the keeper speaks, so that the
+        zygote serves requests meanwhile, or by a request that takes the
+        spare before then (it waits for the keeper here).
+        """
+        self.unwatch(spare.fd)
+        if spare.mapped:
+            return
+        spare.mapped = True
         try:
-            _expect(mine, b"u")
-            if payload.id_maps is not None:
-                map_keeper(pid, payload.id_maps)
-            mine.send(b"m")
+            _expect(spare.sock, b"u")
+            if spare.maps is not None:
+                map_keeper(spare.pid, spare.maps)
+            spare.sock.send(b"m")
         except (StartFailed, OSError) as exc:
             spare.error = str(exc)
-        return spare
 
     def _contain(
         self, launch: Launch, zygote: socket.socket, program: _seccomp.Program | None
@@ -187,7 +220,7 @@ class SandboxZygote(Zygote):
             os._exit(71)
 
 
-def _ready(spare: SandboxSpare) -> SandboxSpare:
+def _built(spare: SandboxSpare) -> SandboxSpare:
     """``spare``, once pid 1 has reported its sandbox built (or failed: ``error``)."""
     if not spare.ready and spare.error is None:
         try:
