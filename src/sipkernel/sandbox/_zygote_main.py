@@ -1,13 +1,14 @@
 """The zygote of sandboxed domains: the standard zygote, plus containment ahead of time.
 
-Started with a clean environment and importing sipkernel only. Its spare is
-a sandbox already built (Chrome's zygote model): for the policy of the latest
-request it makes a cgroup, forks the keeper, which enters its namespaces and
-is mapped from here, and pid 1 builds its root, drops its privileges,
-installs its seccomp filter and waits. A request for the same policy hands
-it the domain's sockets: it gives its seccomp listener to the kernel and
-serves. Only then does any of the application's code load in it. A request
-for another policy retires the spare and builds one on the spot.
+Started with a clean environment and importing sipkernel only. Its spares
+are sandboxes already built (Chrome's zygote model), the next one and one in
+reserve: for the policy of the latest request it makes a cgroup, forks the
+keeper, which enters its namespaces and is mapped from here, and pid 1
+builds its root, drops its privileges, installs its seccomp filter, imports
+the kernel's preload modules in a thread of its own, and waits. A request
+for the same policy hands the next spare the domain's sockets: it gives its
+seccomp listener to the kernel and serves. A request for another policy
+retires the spares and builds one on the spot.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ class SandboxZygote(Zygote):
     # -- building one ------------------------------------------------------------------------
 
     def _build(self, payload_bytes: bytes) -> SandboxSpare:
-        """Fork a keeper for ``payload_bytes`` and map it; pid 1 goes on building alone.
+        """Fork a keeper for ``payload_bytes``; it is mapped when it asks, pid 1 builds alone.
 
         The zygote waits for neither the keeper nor pid 1 here: it maps the
         keeper's ids when the keeper asks (``_map``, from its loop), serves
