@@ -29,7 +29,6 @@ from procs import (
     Request,
     Stranger,
 )
-from sipkernel._core._endpoint_core import EndpointCore
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -119,73 +118,6 @@ def test_a_queued_message_is_received_at_once_async() -> None:
         assert server.live_core().recv_waiters == []
 
     asyncio.run(main())
-
-
-class _Clocks:
-    """Stand-in for the ``time`` module: a wall clock and a thread CPU clock set by hand."""
-
-    def __init__(self) -> None:
-        self.wall = 0
-        self.cpu = 0
-
-    def perf_counter_ns(self) -> int:
-        return self.wall
-
-    def thread_time_ns(self) -> int:
-        return self.cpu
-
-    def spin(self, wall: int, cpu: int) -> tuple[int, int]:
-        """A spin that took ``wall`` ns of which this thread ran ``cpu``; its start."""
-        start = (self.wall, self.cpu)
-        self.wall += wall
-        self.cpu += cpu
-        return start
-
-
-def _judged(monkeypatch: pytest.MonkeyPatch) -> tuple[EndpointCore, _Clocks]:
-    from sipkernel._core import _endpoint
-
-    clocks = _Clocks()
-    monkeypatch.setattr(_endpoint, "time", clocks)
-    _, client = sk.channel(ECHO)
-    return client.live_core(), clocks
-
-
-def test_spinning_pauses_after_spins_that_yielded_the_cpu_away(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from sipkernel._core._endpoint import SPIN_MISSES, SPIN_PAUSE_NS, _judge_spin
-
-    core, clocks = _judged(monkeypatch)
-    for _ in range(SPIN_MISSES - 1):  # caught, but the thread ran a third of the time
-        _judge_spin(core, *clocks.spin(30_000, 10_000), caught=True)
-    assert core.spin_paused_until == 0
-    _judge_spin(core, *clocks.spin(30_000, 10_000), caught=True)
-    assert core.spin_paused_until == clocks.wall + SPIN_PAUSE_NS
-
-
-def test_a_spin_that_paid_forgives_earlier_misses(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sipkernel._core._endpoint import SPIN_MISSES, _judge_spin
-
-    core, clocks = _judged(monkeypatch)
-    for _ in range(SPIN_MISSES - 1):
-        _judge_spin(core, *clocks.spin(50_000, 50_000), caught=False)  # caught nothing
-    _judge_spin(core, *clocks.spin(20_000, 19_000), caught=True)  # ran on its own CPU
-    assert core.spin_misses == 0
-    _judge_spin(core, *clocks.spin(50_000, 50_000), caught=False)
-    _judge_spin(core, *clocks.spin(1_000, 0), caught=True)  # caught at once: it paid
-    assert core.spin_paused_until == 0
-    assert core.spin_misses == 0
-
-
-def test_spinning_pauses_after_spins_that_caught_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sipkernel._core._endpoint import SPIN_MISSES, SPIN_PAUSE_NS, _judge_spin
-
-    core, clocks = _judged(monkeypatch)
-    for _ in range(SPIN_MISSES):
-        _judge_spin(core, *clocks.spin(50_000, 50_000), caught=False)
-    assert core.spin_paused_until == clocks.wall + SPIN_PAUSE_NS
-    assert core.spin_misses == 0
 
 
 def test_recv_wakes_when_a_thread_sends() -> None:

@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 import msgspec.inspect
 
-from . import _wire
+from . import _rejoin, _wire
 from ._contract import Contract, ContractChecker, Role
 from ._endpoint import Endpoint, EndpointCore, EndpointStatus, Entry
 from ._endpoint_core import UNLIMITED
@@ -436,11 +436,15 @@ def _close_unused(fds: list[int], used: set[int]) -> None:
 
 def export_core(core: EndpointCore, transfer: _Transfer) -> TransferRecord:
     """Prepare ``core`` to leave this OS process (called while encoding)."""
-    sock = _ensure_socket(core)
-    with core.lock:
-        entries = list(core.inbox)
-        core.inbox.clear()
-        core.status = EndpointStatus.MOVED
+    while True:
+        sock = _ensure_socket(core)
+        with core.lock:
+            if core.sock is not sock:
+                continue  # it rejoined its peer in memory meanwhile: a socket again
+            entries = list(core.inbox)
+            core.inbox.clear()
+            core.status = EndpointStatus.MOVED
+            break
     transfer.exported.append((core, entries))
     fd = -1
     if sock is not None:
@@ -475,6 +479,8 @@ def _ensure_socket(core: EndpointCore) -> socket.socket | None:
         mine, theirs = _wire.new_pair()
         core.sock, peer.sock = mine, theirs
         core.peer = peer.peer = None
+        retired = [end.retired for end in (core, peer) if end.retired is not None]
+        core.retired = peer.retired = None
         # Each side may send what the other's queue has room for; queued
         # messages keep their places (the leaving side takes its inbox along).
         core.credit = max(peer.capacity - len(peer.inbox), 0)
@@ -484,6 +490,9 @@ def _ensure_socket(core: EndpointCore) -> socket.socket | None:
         peer.recv_waiters, peer.space_waiters, core.space_waiters = [], [], []
     for waiter in waiters:
         waiter.wake()
+    for sock in retired:
+        sock.close()
+    _rejoin.register(peer)  # it stays: the leaving end may come back
     return mine
 
 
@@ -515,6 +524,7 @@ def import_core(record: TransferRecord, transfer: _Transfer) -> EndpointCore:
     core.credit, core.unacked = record.credit, record.unacked
     for payload in record.inbox:
         core.inbox.append(core.codec.decode_nested(payload, transfer))
+    _rejoin.arrived(core)  # its peer may be here already: then they talk in memory
     return core
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import _wire
-from ._endpoint_core import SPIN_MAX_NS, EndpointCore, EndpointStatus, Entry, broken_text
+from ._endpoint_core import EndpointCore, EndpointStatus, Entry, broken_text
 from ._errors import (
     BrokenChannelError,
     ClosedEndpointError,
@@ -37,6 +37,7 @@ from ._errors import (
 from ._exit import ExitReason
 from ._process import ProcessKilled
 from ._process import _current as _current_process_var
+from ._spin import SPIN_MAX_NS, judge_spin
 from ._waiter import FutureWaiter, ThreadWaiter, Waiter
 
 if TYPE_CHECKING:
@@ -176,12 +177,10 @@ class Endpoint:
             core.fail(violation)
             raise
         try:
-            if core.peer is not None:
+            if core.peer is not None or not self._send_socket(core, message, timeout):
                 entry, undo = core.codec.copy(message)
                 if not _enqueue(core, entry, None):
                     self._send_local_slow(core, entry, undo, message, timeout)
-            else:
-                self._send_socket(core, message, timeout)
         except BaseException as exc:
             _unsend(core, mark, exc)
             raise
@@ -197,12 +196,10 @@ class Endpoint:
             core.fail(violation)
             raise
         try:
-            if core.peer is not None:
+            if core.peer is not None or not await self._asend_socket(core, message, timeout):
                 entry, undo = core.codec.copy(message)
                 if not _enqueue(core, entry, None):
                     await self._asend_local_slow(core, entry, undo, message, timeout)
-            else:
-                await self._asend_socket(core, message, timeout)
         except BaseException as exc:
             _unsend(core, mark, exc)
             raise
@@ -243,7 +240,8 @@ class Endpoint:
                 undo()
                 raise TimeoutError("the peer's queue stayed full") from None
 
-    def _send_socket(self, core: EndpointCore, message: Any, timeout: float | None) -> None:
+    def _send_socket(self, core: EndpointCore, message: Any, timeout: float | None) -> bool:
+        """Send over the socket; False if the end rejoined its peer in memory first."""
         sock = core.sock or core.socket_or_broken()
         deadline = None if timeout is None else _deadline(timeout)
         if core.credit > 0:  # room in the peer's queue (UNLIMITED is negative)
@@ -255,6 +253,9 @@ class Endpoint:
         try:
             write.acquire()
             try:
+                if core.sock is not sock:  # rejoined (see _rejoin): send in memory
+                    _give_back(transfer)
+                    return False
                 _wire.send_message(
                     sock, payload, fds, None if deadline is None else _remaining(deadline)
                 )
@@ -269,6 +270,7 @@ class Endpoint:
             raise
         if transfer is not None:
             transfer.finish_export()
+        return True
 
     @staticmethod
     def _wait_for_credit(core: EndpointCore, sock: socket.socket, deadline: float | None) -> None:
@@ -278,7 +280,8 @@ class Endpoint:
                 raise TimeoutError("the peer's queue stayed full")
             core.absorb()
 
-    async def _asend_socket(self, core: EndpointCore, message: Any, timeout: float | None) -> None:
+    async def _asend_socket(self, core: EndpointCore, message: Any, timeout: float | None) -> bool:
+        """Send over the socket; False if the end rejoined its peer in memory first."""
         sock = core.socket_or_broken()
         if not core.take_credit():
             async with asyncio.timeout(timeout):
@@ -287,9 +290,19 @@ class Endpoint:
                     core.absorb()
         payload, fds, transfer = _encode_or_give_back(core, message)
         try:
-            if not _wire.try_send(sock, payload, fds):  # no room now, or in fragments
-                async with asyncio.timeout(timeout):
-                    await _wire.async_send_message(sock, payload, fds)
+            with core.write_lock:
+                if core.sock is not sock:  # rejoined (see _rejoin): send in memory
+                    _give_back(transfer)
+                    return False
+                sent = _wire.try_send(sock, payload, fds)
+                core.sending_async += not sent  # no rejoin until this send is through
+            if not sent:  # no room now, or in fragments: wait on the loop
+                try:
+                    async with asyncio.timeout(timeout):
+                        await _wire.async_send_message(sock, payload, fds)
+                finally:
+                    with core.write_lock:
+                        core.sending_async -= 1
         except _wire.PeerVanished:
             _give_back(transfer)
             raise core.vanished() from None
@@ -299,6 +312,7 @@ class Endpoint:
             raise
         if transfer is not None:
             transfer.finish_export()
+        return True
 
     # -- receiving --------------------------------------------------------------------
 
@@ -319,7 +333,8 @@ class Endpoint:
             return message
         deadline = _deadline(timeout)
         while True:
-            if core.sock is None:
+            sock = core.sock  # held while waited on: its descriptor stays this socket's
+            if sock is None:
                 waiter = ThreadWaiter()
                 message = self._take(core, waiter)
                 if message is not _EMPTY:
@@ -327,7 +342,7 @@ class Endpoint:
                 if not waiter.wait(_remaining(deadline)):
                     self.forget(waiter)
                     raise ReceiveTimeout(f"no message within {timeout} s")
-            elif not _wire.wait_fd(core.sock.fileno(), _POLLIN, _remaining(deadline)):
+            elif not _wire.wait_fd(sock.fileno(), _POLLIN, _remaining(deadline)):
                 raise ReceiveTimeout(f"no message within {timeout} s")
             message = self._take(core, None)
             if message is not _EMPTY:
@@ -340,7 +355,7 @@ class Endpoint:
         on a VM, more than a whole round trip. So first poll the socket for up
         to ``SPIN_MAX_NS`` (yielding the CPU between polls), then block. Where
         spins keep missing (the peer is slow, or shares this CPU) this end
-        blocks at once for a while (``_judge_spin``).
+        blocks at once for a while (``_spin.judge_spin``).
         """
         now = time.perf_counter_ns()
         if now >= core.spin_paused_until:
@@ -353,10 +368,10 @@ class Endpoint:
                 os.sched_yield()
                 message = self._take(core, None)
                 if message is not _EMPTY:
-                    _judge_spin(core, now, cpu_start, caught=True)
+                    judge_spin(core, now, cpu_start, caught=True)
                     return message
                 if time.perf_counter_ns() >= deadline:
-                    _judge_spin(core, now, cpu_start, caught=False)
+                    judge_spin(core, now, cpu_start, caught=False)
                     break
         message = self._take(core, None, True)
         if message is not _EMPTY:
@@ -429,8 +444,8 @@ class Endpoint:
             lock.release()
         if entry is None:
             entry = core.read_entry(block=block)
-            if entry is None:
-                return _EMPTY
+            if entry is None:  # none waits; or the end rejoined its peer (or moved): look again
+                return _EMPTY if core.sock is not None else self._take(core, waiter)
         elif woken is not None:
             _wake_all(woken)
         message = _accept(core, entry)
@@ -515,37 +530,6 @@ def _adopt(core: EndpointCore, carried: list[Endpoint]) -> None:
 Undo = Callable[[], None]
 
 
-def _judge_spin(core: EndpointCore, wall_start: int, cpu_start: int, caught: bool) -> None:
-    """Pause spinning on ``core`` when spins keep not paying.
-
-    Spinning pays only while the peer runs on another CPU at the same time. A
-    spin misses when it caught nothing, or when it caught the message only
-    after this thread had yielded over half the time that passed to other
-    runnable threads: perhaps the peer itself, on this CPU, which the spin
-    only delayed. A message caught within ``SPIN_JUDGE_MIN_NS`` is a spin
-    that paid, whoever had the CPU. One miss proves little (the hypervisor
-    takes a virtual CPU away now and then), so spinning pauses after
-    ``SPIN_MISSES`` misses in a row.
-    """
-    if caught:
-        wall = time.perf_counter_ns() - wall_start
-        if wall < SPIN_JUDGE_MIN_NS or 2 * (time.thread_time_ns() - cpu_start) >= wall:
-            core.spin_misses = 0
-            return
-    core.spin_misses += 1
-    if core.spin_misses >= SPIN_MISSES:
-        core.spin_misses = 0
-        core.spin_paused_until = time.perf_counter_ns() + SPIN_PAUSE_NS
-
-
-SPIN_JUDGE_MIN_NS = 5_000
-"""A message caught by a spin this soon (5 µs) shows that spinning paid."""
-SPIN_MISSES = 3
-"""Spins in a row that got under half the CPU before spinning pauses."""
-SPIN_PAUSE_NS = 20_000_000
-"""How long an end blocks without spinning once spins stopped paying (20 ms)."""
-
-
 def _unsend(core: EndpointCore, mark: object, exc: BaseException) -> None:
     """A send failed: a malformed message breaks the channel; otherwise nothing happened."""
     if isinstance(exc, ProtocolViolation):
@@ -556,11 +540,14 @@ def _unsend(core: EndpointCore, mark: object, exc: BaseException) -> None:
 
 async def await_any(cores: list[EndpointCore], waiter: FutureWaiter) -> None:
     """Wait for ``waiter`` or for any of the cores' sockets to be readable."""
-    fds = [core.sock.fileno() for core in cores if core.sock is not None]
-    if not fds:
+    # The sockets themselves are held until the readers are removed: a socket closed
+    # meanwhile (an end that rejoined its peer) must not free its descriptor's number.
+    socks = [sock for sock in (core.sock for core in cores) if sock is not None]
+    if not socks:
         await waiter.future
         return
     loop = asyncio.get_running_loop()
+    fds = [sock.fileno() for sock in socks]
     for fd in fds:
         loop.add_reader(fd, waiter.wake)
     try:

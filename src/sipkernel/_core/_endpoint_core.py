@@ -38,8 +38,6 @@ class EndpointStatus(enum.Enum):
 UNLIMITED = -1
 CLOSE_LINGER = 0.5
 """Seconds a close waits for room to tell the peer its reason (then it just closes)."""
-SPIN_MAX_NS = 50_000
-"""How long a blocking receive from another OS process polls before it sleeps."""
 
 violation_listeners: list[Callable[[ProtocolViolation], None]] = []
 """Told of every contract violation in this OS process (the kernel, or a domain's runtime)."""
@@ -64,6 +62,8 @@ class EndpointCore:
         "owner",
         "peer",
         "recv_waiters",
+        "retired",
+        "sending_async",
         "sock",
         "space_waiters",
         "spin_misses",
@@ -89,6 +89,13 @@ class EndpointCore:
         self.inbox: collections.deque[Entry] = collections.deque()
         self.peer: EndpointCore | None = None
         self.sock: socket.socket | None = None
+        self.sending_async = 0
+        """Async sends waiting on the loop to finish writing to the socket (under
+        ``write_lock``): while there are any, the end does not rejoin its peer."""
+        self.retired: socket.socket | None = None
+        """The socket this end used before it rejoined its peer in memory (see
+        ``_rejoin``): kept open until the end closes, as a reader blocked on it
+        when it was retired may still be polling its descriptor."""
         self.recv_waiters: list[Waiter] = []
         self.space_waiters: list[Waiter] = []
         self.status = EndpointStatus.OPEN
@@ -142,6 +149,8 @@ class EndpointCore:
         _wake_all(waiters)
         if self.sock is not None:
             self._close_socket(reason)
+        if self.retired is not None:
+            self.retired.close()
         self.set_owner(None)
         _close_carried(dropped, reason)
 
@@ -230,16 +239,21 @@ class EndpointCore:
             sock = self.sock
             if sock is None:
                 return None
-            if codec.carries_endpoints:
-                record = _wire.recv_record(sock, block=block)
-                if record is None:
-                    return None
-                kind, payload, fds = record.kind, record.payload, record.fds
-            else:  # the hot path: no Record, no descriptors
-                data = _wire.recv_plain(sock, block=block)
-                if data is None:
-                    return None
-                kind, payload, fds = data[0], data[1:], _NO_FDS
+            try:
+                if codec.carries_endpoints:
+                    record = _wire.recv_record(sock, block=block)
+                    if record is None:
+                        return None
+                    kind, payload, fds = record.kind, record.payload, record.fds
+                else:  # the hot path: no Record, no descriptors
+                    data = _wire.recv_plain(sock, block=block)
+                    if data is None:
+                        return None
+                    kind, payload, fds = data[0], data[1:], _NO_FDS
+            except _wire.PeerVanished:
+                if self.sock is not sock:
+                    return None  # the end rejoined its peer in memory (or moved) meanwhile
+                raise
             if kind == _KIND_CREDIT:
                 self.credit += _credit_count(payload)
                 continue
@@ -313,12 +327,13 @@ class EndpointCore:
             self._send_credit()
 
     def _send_credit(self) -> None:
-        if self.sock is None:
-            return
         record = bytes((_wire.KIND_CREDIT,)) + str(self.unacked).encode()
         try:
             with self.write_lock:
-                _wire.send_record(self.sock, record, [], 0)
+                sock = self.sock  # looked at under the lock: it may have rejoined its peer
+                if sock is None:
+                    return
+                _wire.send_record(sock, record, [], 0)
         except (_wire.PeerVanished, TimeoutError, OSError):
             return  # keep counting: the next message taken tries again
         self.unacked = 0

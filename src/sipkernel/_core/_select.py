@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,14 +23,15 @@ def select(endpoints: Sequence[Endpoint], timeout: float | None = None) -> tuple
     _check(endpoints)
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        fds = _socket_fds(endpoints)
+        socks = _sockets(endpoints)  # held while waited on: their descriptors stay theirs
+        fds = [sock.fileno() for sock in socks]
         waiter: ThreadWaiter | FdThreadWaiter = FdThreadWaiter() if fds else ThreadWaiter()
         try:
             ready = _poll_all(endpoints, waiter)
             if ready is not None:
                 return ready
-            if _socket_fds(endpoints) != fds:
-                continue  # a peer moved to another OS process meanwhile: wait on its socket too
+            if _sockets(endpoints) != socks:
+                continue  # an end changed transport meanwhile: wait on what it uses now
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise ReceiveTimeout(f"no message on any of {len(endpoints)} endpoints")
@@ -71,14 +73,15 @@ def _check(endpoints: Sequence[Endpoint]) -> None:
             raise UsageError(f"select takes endpoints, not {type(ep).__name__}")
 
 
-def _socket_fds(endpoints: Sequence[Endpoint]) -> list[int]:
+def _sockets(endpoints: Sequence[Endpoint]) -> list[socket.socket]:
     """The sockets to wait on: those of endpoints whose peer is in another OS process.
 
-    An in-process endpoint switches to a socket when its peer moves out; a
-    waiter registered before the switch would never hear of what then
-    arrives on the socket, so ``select`` compares this list before it waits.
+    An in-process endpoint switches to a socket when its peer moves out (and
+    back when it returns: see ``_rejoin``); a waiter registered before the
+    switch would never hear of what then arrives, so ``select`` compares this
+    list before it waits.
     """
-    return [core.sock.fileno() for core in map(_core, endpoints) if core.sock is not None]
+    return [sock for sock in (_core(ep).sock for ep in endpoints) if sock is not None]
 
 
 def _core(ep: Endpoint) -> EndpointCore:
