@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -58,6 +59,18 @@ def open_fds(pid: int | str = "self") -> dict[int, str]:
         if not target.startswith(f"/proc/{os.getpid()}/") and not target.startswith("/proc/self"):
             fds[int(name)] = target
     return fds
+
+
+def python_c(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (``python -c``): its output, status and errors."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
 
 
 def _ppids() -> dict[int, tuple[int, str]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import python_c
 from sipkernel import bench
 from sipkernel._cli import main
 
@@ -104,9 +105,7 @@ def test_parsing_the_sandbox_command_imports_no_sandbox_machinery() -> None:
         "build_parser('sandbox').parse_args(['sandbox', '--mem', '1G', '--', 'true'])\n"
         "print(*sorted(set(sys.modules) - before))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = python_c(code)
     assert done.returncode == 0, done.stderr
     imported = set(done.stdout.split())
     assert "sipkernel.sandbox._flags" in imported
@@ -125,14 +124,7 @@ def test_exit_now_runs_the_exit_hooks_and_flushes_the_streams() -> None:
         "exit_now(7)\n"
     )
     env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+    done = python_c(code, env)
     assert (done.returncode, done.stdout, done.stderr) == (7, "written, hook ran\n", "on stderr")
 
 
@@ -157,7 +149,5 @@ def test_building_the_whole_parser_imports_no_kernel() -> None:
         "heavy = ('asyncio', 'sipkernel._core._kernel', 'sipkernel.domains', 'sipkernel.app')\n"
         "print(*[name for name in heavy if name in sys.modules])\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = python_c(code)
     assert (done.stdout.strip(), done.returncode) == ("", 0), done.stderr

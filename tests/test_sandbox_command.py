@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import python_c
+
 SANDBOX = [sys.executable, "-m", "sipkernel", "sandbox"]
 
 NOT_IMPORTED = (
@@ -234,9 +236,7 @@ def test_the_command_imports_only_what_it_uses() -> None:
         "status = main(['sandbox', '--', 'true'])\n"
         f"print(status, *sorted(set({NOT_IMPORTED!r}) & (set(sys.modules) - before)))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = python_c(code)
     assert done.stdout.split() == ["0"], done.stdout + done.stderr
 
 
@@ -264,7 +264,5 @@ def test_pyseccomp_is_imported_without_a_library_search() -> None:
         "assert ctypes.util.find_library is searched  # put back\n"
         "print(_seccomp.syscall_name(_seccomp.syscall_number('ptrace')))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = python_c(code)
     assert done.stdout.split() == ["ptrace"], done.stdout + done.stderr

@@ -431,7 +431,7 @@ class _Resp(ctypes.Structure):
 @functools.cache
 def _libseccomp() -> ctypes.CDLL:
     """libseccomp with errno kept: the library pyseccomp loaded (same soname, same state)."""
-    lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    lib = ctypes.CDLL(_SONAMES["seccomp"], use_errno=True)
     lib.seccomp_notify_fd.argtypes = (ctypes.c_void_p,)
     lib.seccomp_notify_receive.argtypes = (ctypes.c_int, ctypes.POINTER(_Notif))
     lib.seccomp_notify_respond.argtypes = (ctypes.c_int, ctypes.POINTER(_Resp))
