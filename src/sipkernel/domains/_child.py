@@ -86,7 +86,7 @@ def _serve(ctl_fd: int, premade: LoopThread | None, kind: str) -> None:
         except ChannelError:
             return  # the kernel is gone: leave without ceremony
         if isinstance(message, Start):
-            _start(runner, message, report)
+            start_process(runner, message, report)
         elif isinstance(message, Kill):
             runner.kill(message.pid, message.reason)
         elif isinstance(message, LoadScript):
@@ -99,7 +99,8 @@ def _serve(ctl_fd: int, premade: LoopThread | None, kind: str) -> None:
             return
 
 
-def _start(runner: ProcessRunner, message: Start, report: Report) -> None:
+def start_process(runner: ProcessRunner, message: Start, report: Report) -> None:
+    """Run the process a ``Start`` describes; a failure to begin is its exit."""
     try:
         fn = FunctionRef(message.module, message.qualname, message.is_async).resolve()
         args = join_args(message.args, message.endpoints)

@@ -166,10 +166,16 @@ class ProcessRunner:
         if is_async:
             loop = self._loop()
             coro = self._run_async(pid, running, fn, args)
-            if asyncio_events._get_running_loop() is loop:  # spawned from the loop itself
-                self._create_task(loop, pid, running, coro)
-            else:
-                loop.call_soon_threadsafe(self._create_task, loop, pid, running, coro)
+            try:
+                if asyncio_events._get_running_loop() is loop:  # spawned from the loop itself
+                    self._create_task(loop, pid, running, coro)
+                else:
+                    loop.call_soon_threadsafe(self._create_task, loop, pid, running, coro)
+            except BaseException:  # the loop is closed: the process never existed
+                coro.close()
+                with self._lock:
+                    self._running.pop(pid, None)
+                raise
         else:
             thread = threading.Thread(
                 target=self._run_sync,

@@ -6,9 +6,10 @@ asks to preload, then waits (Chrome's zygote).
 
 It keeps one **spare** child forked ahead of time: a child that has already
 paid for what a fresh fork costs here (copy-on-write faults as Python touches
-its heap, an event loop for ``async def`` processes) and waits for a control
-socket. A ``Fork`` request hands the socket to the spare, answers at once, and
-only then forks the next spare, so a domain's start pays for none of that.
+its heap, an event loop for ``async def`` processes, a rehearsal of its first
+``Start``: see ``_rehearsal``) and waits for a control socket. A ``Fork``
+request hands the socket to the spare, answers at once, and only then forks
+the next spare, so a domain's start pays for none of that.
 
 Lifetimes: the zygote exits when the kernel's socket closes (the kernel
 exited, even by SIGKILL), killing its children first; every child also has
@@ -27,12 +28,14 @@ import select
 import signal
 import socket
 import sys
+import traceback
 from collections.abc import Callable
 
 from .._core import _wire
 from .._core._kernel import NESTED_ENV
 from . import _zygote_protocol as proto
 from ._child import serve
+from ._rehearsal import rehearse
 from ._runner import LoopThread
 from ._script import load_main, warm_codecs
 
@@ -158,6 +161,8 @@ class Zygote:
             mine.close()
             self._detach()
             loop_thread = LoopThread("sipkernel-domain-loop") if self.warm_loop else None
+            if loop_thread is not None:
+                _rehearse_quietly(loop_thread)
             request = proto.recv_request_blocking(theirs)
             if request is None:
                 os._exit(0)  # the zygote retired this spare, or died
@@ -266,6 +271,14 @@ def _become_domain(request: proto.Fork, ctl_fd: int, loop_thread: LoopThread | N
             [sys.executable, "-m", "sipkernel.domains._child", str(ctl_fd)],
         )
     serve(ctl_fd, loop_thread)
+
+
+def _rehearse_quietly(loop_thread: LoopThread) -> None:
+    """Rehearse a domain's first start; a failed rehearsal only costs the speed-up."""
+    try:
+        rehearse(loop_thread)
+    except Exception:
+        traceback.print_exc()
 
 
 def _apply_limits(pid: int, rlimits: list[tuple[int, int]]) -> None:
