@@ -150,3 +150,14 @@ def test_terminal_table_lists_every_result() -> None:
     assert "rtt_local" in table
     assert "1.50 ms" in table  # microseconds past 1000 read as ms
     assert "NO" in table
+
+
+def test_the_forkserver_baseline_is_timed_in_a_helper_that_ends_with_it() -> None:
+    # The helper is started with -c: its fork server's children have no main
+    # script to import again, whatever started the benchmark.
+    from sipkernel.bench._spawning import ForkserverBaseline
+
+    with ForkserverBaseline() as forkserver:
+        assert forkserver.round(2) > 0
+        helper = forkserver._helper
+    assert helper.returncode == 0

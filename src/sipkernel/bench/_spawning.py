@@ -12,6 +12,14 @@
   kernel with ``Kernel(preload=...)`` into its zygote, the baseline with
   ``set_forkserver_preload``.
 
+  The baseline runs in a helper interpreter started with ``-c``, so its fork
+  server's children have no main script to import. A forkserver child
+  otherwise imports the parent's ``__main__`` script again (as
+  ``__mp_main__``; preloading ``"__main__"`` does not prevent that on 3.11),
+  which made the baseline depend on how the benchmark was started: about
+  15 ms under the ``sipkernel`` console script, 6.5 ms under ``python -m
+  sipkernel``. The helper measures the fork server at its cheapest.
+
 Only the time to the first reply is counted for sipkernel; joining the process
 and closing the domain happen after the clock stops. The baselines' join is
 inside their clock, as that is how a thread or a multiprocessing child is known
@@ -22,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import subprocess
+import sys
 import threading
 import time
 
@@ -95,12 +105,8 @@ def run_process_domain(
     settings: Settings, progress: Progress, selected: frozenset[str]
 ) -> list[BenchResult]:
     n = settings.scale(20, 3)
-    context = multiprocessing.get_context("forkserver")
-    # The default preload ("__main__") plus the module of the children's function,
-    # which the kernel's zygote preloads too.
-    context.set_forkserver_preload(["__main__", PROCS_MODULE])
     closing: list[float] = []
-    with sk.Kernel(preload=[PROCS_MODULE]) as kernel:
+    with ForkserverBaseline() as forkserver, sk.Kernel(preload=[PROCS_MODULE]) as kernel:
 
         def sipkernel_round() -> float:
             total = 0
@@ -119,7 +125,7 @@ def run_process_domain(
             return total / n / 1000.0
 
         def baseline_round() -> float:
-            return _forkserver_round(context, n)
+            return forkserver.round(n)
 
         progress(
             f"process_domain_start: {settings.rounds} rounds x {n} domains "
@@ -141,6 +147,51 @@ def run_process_domain(
             ),
         )
     ]
+
+
+class ForkserverBaseline:
+    """The ``process_domain_start`` baseline, timed in a helper interpreter.
+
+    The helper (``python -c``, see the module) starts a ``forkserver`` context
+    that preloads the children's module, runs one untimed round so the fork
+    server is up, then times a round of ``n`` start+joins per request.
+    """
+
+    def __init__(self) -> None:
+        self._helper = subprocess.Popen(
+            [sys.executable, "-c", f"from {__name__} import serve_forkserver; serve_forkserver()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def round(self, n: int) -> float:
+        """Mean µs of ``n`` forkserver start+joins, measured by the helper."""
+        assert self._helper.stdin is not None
+        assert self._helper.stdout is not None
+        self._helper.stdin.write(f"{n}\n")
+        self._helper.stdin.flush()
+        answer = self._helper.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the forkserver baseline's helper died ({self._helper.wait()})")
+        return float(answer)
+
+    def __enter__(self) -> ForkserverBaseline:
+        self.round(1)  # starts the fork server, untimed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._helper.stdin is not None
+        self._helper.stdin.close()
+        self._helper.wait(30)
+
+
+def serve_forkserver() -> None:
+    """The helper's loop: read a count per line, answer the mean µs of that many start+joins."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([PROCS_MODULE])
+    for line in sys.stdin:
+        print(_forkserver_round(context, int(line)), flush=True)
 
 
 def _forkserver_round(context: multiprocessing.context.BaseContext, n: int) -> float:
