@@ -181,9 +181,7 @@ class ForkserverBaseline:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self._helper.stdin is not None
-        self._helper.stdin.close()
-        self._helper.wait(30)
+        self._helper.communicate(timeout=30)  # end-of-file on its stdin ends it
 
 
 def serve_forkserver() -> None:
