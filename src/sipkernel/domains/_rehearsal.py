@@ -31,7 +31,11 @@ REHEARSAL_TIMEOUT = 5.0
 
 
 async def rehearsal_process(reply: Endpoint, note: str) -> None:
-    """The rehearsed process: answer once over the endpoint it was handed."""
+    """The rehearsed process: answer once over the endpoint it was handed.
+
+    ``note`` is there so that a copied argument is unpickled too, as in most
+    real starts.
+    """
     await reply.asend(Stop(float(len(note))))
 
 
