@@ -42,6 +42,11 @@ from ._script import load_main, warm_codecs
 _libc = ctypes.CDLL(None, use_errno=True)
 
 PR_SET_PDEATHSIG = 1
+REHEARSE_AFTER = 0.02
+"""Seconds a spare waits for a request before it rehearses (see ``_rehearsal``).
+A spare is forked as a domain starts; the wait keeps the rehearsal off that
+start's CPUs, and a spare asked for sooner (domains started back to back,
+where the CPUs are the limit) skips it."""
 
 
 class StartFailed(Exception):
@@ -161,8 +166,10 @@ class Zygote:
             mine.close()
             self._detach()
             loop_thread = LoopThread("sipkernel-domain-loop") if self.warm_loop else None
-            if loop_thread is not None:
-                _rehearse_quietly(loop_thread)
+            if loop_thread is not None and not _wire.wait_fd(
+                theirs.fileno(), select.POLLIN, REHEARSE_AFTER
+            ):
+                _rehearse_quietly(loop_thread)  # not needed at once: get ready for a start
             request = proto.recv_request_blocking(theirs)
             if request is None:
                 os._exit(0)  # the zygote retired this spare, or died
