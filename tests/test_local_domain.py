@@ -205,3 +205,22 @@ def test_a_kill_prints_no_ignored_exceptions() -> None:
     survivors, ignored = _kill_churners(20)
     assert survivors == []
     assert ignored == []
+
+
+def test_an_async_process_on_a_closed_loop_fails_to_start_and_is_forgotten() -> None:
+    from sipkernel.domains._runner import LoopThread, ProcessRunner
+
+    closed = LoopThread("test-closed-loop")
+    closed.close()
+    reports: list[tuple[int, sk.ExitReason]] = []
+    runner = ProcessRunner(
+        "local", lambda pid, reason: reports.append((pid, reason)), lambda: closed.loop
+    )
+    mine, theirs = sk.channel(ECHO)
+    with pytest.raises(RuntimeError, match="closed"):
+        runner.start(1, "late", procs.aecho, args=(mine,), carried=[mine], is_async=True)
+    # Nothing is left running, and its coroutine was closed (an unawaited one
+    # would fail this test: warnings are errors here).
+    assert len(runner) == 0
+    assert reports == []
+    theirs.close()
