@@ -7,11 +7,12 @@ the caches Python and msgspec fill lazily. On this kind of machine a page fault
 costs microseconds, and a domain's first ``Start`` touches hundreds of pages.
 
 So a spare that is not asked for at once (``REHEARSE_AFTER`` in the zygote)
-plays the part once, while it waits, on a throwaway control channel: it receives a ``Start`` carrying an endpoint, runs an
-``async def`` process that answers over that endpoint, reports its exit, and
-tears it all down. The real start then finds those pages already its own and
-the caches full. Nothing of the rehearsal outlives it: every endpoint and
-socket it made is closed, and the processes it ran are reported and forgotten.
+plays the part once, while it waits, on a throwaway control channel: it
+receives a ``Start`` carrying an endpoint, runs an ``async def`` process that
+answers over that endpoint, reports its exit, and tears it all down. The real
+start then finds those pages already its own and the caches full. Nothing of
+the rehearsal outlives it: every endpoint and socket it made is closed, and the
+processes it ran are reported and forgotten.
 """
 
 from __future__ import annotations
