@@ -57,9 +57,9 @@ def rehearse(loop_thread: LoopThread) -> ExitReason:
 
     runner = ProcessRunner("process", report, lambda: loop_thread.loop)
     try:
-        data, _ = split_args((theirs, "rehearsal"))
+        data, carried = split_args((theirs, "rehearsal"))
         kernel_side.send(
-            Start(0, "rehearsal", __name__, rehearsal_process.__qualname__, True, data, [theirs])
+            Start(0, "rehearsal", __name__, rehearsal_process.__qualname__, True, data, carried)
         )
         start = domain_side.recv(timeout=REHEARSAL_TIMEOUT)
         assert isinstance(start, Start)
